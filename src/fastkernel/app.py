@@ -1,0 +1,193 @@
+"""The kernel application: CLI, configuration, logging; the one place that wires parts together."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from traitlets import Bool, CaselessStrEnum, Float, Integer, Unicode
+from traitlets.config import Application
+
+from fastkernel import __version__
+
+log = logging.getLogger("fastkernel")
+
+
+def jupyter_config_dirs() -> list[str]:
+    """Jupyter's config path (as jupyter_core orders it), without importing jupyter_core."""
+    dirs: list[str] = []
+    if os.environ.get("JUPYTER_CONFIG_PATH"):
+        dirs.extend(p for p in os.environ["JUPYTER_CONFIG_PATH"].split(os.pathsep) if p)
+    dirs.append(os.environ.get("JUPYTER_CONFIG_DIR") or os.path.join(os.path.expanduser("~"), ".jupyter"))
+    dirs.append(os.path.join(sys.prefix, "etc", "jupyter"))
+    dirs.extend(["/usr/local/etc/jupyter", "/etc/jupyter"])
+    return dirs
+
+
+class FastKernelApp(Application):
+    """Run a fastkernel process for the connection file given with ``-f``."""
+
+    name = "fastkernel"
+    version = __version__
+    description = """fastkernel: a fast, hardened Jupyter kernel for Python.
+
+    Frontends start it as `python -m fastkernel -f CONNECTION_FILE`. Without -f it creates a
+    connection file in the Jupyter runtime directory and logs how to connect to it.
+    Install its kernelspec with `python -m fastkernel install --help`.
+    Configuration also comes from fastkernel_config.py in the Jupyter config path."""
+
+    connection_file = Unicode("", help="JSON connection file written by the frontend.").tag(config=True)
+    allow_insecure = Bool(
+        False, help="Allow an empty key in the connection file (messages are then not signed)."
+    ).tag(config=True)
+    max_message_bytes = Integer(
+        256 * 1024 * 1024, help="Largest incoming message in bytes; a peer sending more is dropped."
+    ).tag(config=True)
+    replay_history = Integer(
+        65536, help="How many recent message signatures are remembered to refuse replays."
+    ).tag(config=True)
+    stream_flush_interval = Float(
+        0.05, help="Seconds that stdout/stderr writes are coalesced before being sent."
+    ).tag(config=True)
+    stop_on_error_reply = CaselessStrEnum(
+        ["error", "aborted"],
+        "error",
+        help="Reply status for execute requests skipped after an error: 'error' or the legacy 'aborted'.",
+    ).tag(config=True)
+
+    aliases = {
+        "f": "FastKernelApp.connection_file",
+        "connection-file": "FastKernelApp.connection_file",
+        "max-message-bytes": "FastKernelApp.max_message_bytes",
+        "replay-history": "FastKernelApp.replay_history",
+        "stream-flush-interval": "FastKernelApp.stream_flush_interval",
+        "stop-on-error-reply": "FastKernelApp.stop_on_error_reply",
+        "log-level": "Application.log_level",
+    }
+    flags = {
+        "allow-insecure": (
+            {"FastKernelApp": {"allow_insecure": True}},
+            "Accept an empty key: messages are neither signed nor verified.",
+        ),
+        "debug": ({"Application": {"log_level": logging.DEBUG}}, "Log at DEBUG level."),
+    }
+
+    def _log_default(self) -> logging.Logger:
+        # Log to the real stderr: sys.stderr is replaced by a kernel stream later.
+        if not log.handlers:
+            handler = logging.StreamHandler(sys.__stderr__)
+            handler.setFormatter(logging.Formatter("[fastkernel %(levelname)s %(asctime)s] %(message)s", "%H:%M:%S"))
+            log.addHandler(handler)
+            log.propagate = False
+        return log
+
+    def initialize(self, argv: Any = None) -> None:
+        self.parse_command_line(argv)
+        cli_config = self.config.copy()
+        for path in reversed(jupyter_config_dirs()):
+            self.load_config_file("fastkernel_config", path=path)
+        self.update_config(cli_config)  # the command line wins over config files
+
+    def start(self) -> None:
+        sys.exit(run_kernel(self))
+
+
+def _load_connection(app: FastKernelApp) -> tuple[Any, bool]:
+    """Read the connection file, or make a new one; return (info, created_by_us)."""
+    from fastkernel.transport.connection import new_connection_info, read_connection_file
+
+    if app.connection_file:
+        return read_connection_file(Path(app.connection_file)), False
+    return new_connection_info(), True
+
+
+def _connection_path(app: FastKernelApp) -> Path:
+    from fastkernel.transport.connection import runtime_dir
+
+    if app.connection_file:
+        return Path(app.connection_file)
+    return runtime_dir() / f"kernel-fastkernel-{os.getpid()}.json"
+
+
+def _sigint_handler(kernel: Any) -> Any:
+    def on_sigint(signum: int, frame: Any) -> None:
+        # Only user code is interrupted; kernel code (sending a reply, say) never is.
+        if kernel.interpreter.executing:
+            raise KeyboardInterrupt
+
+    return on_sigint
+
+
+def run_kernel(app: FastKernelApp) -> int:
+    """Bind, serve until shutdown, clean up. Return the process exit code."""
+    from fastkernel.kernel import Kernel
+    from fastkernel.messages import MessageFactory
+    from fastkernel.transport.connection import ConnectionError_, write_connection_file
+    from fastkernel.transport.server import KernelServer
+    from fastkernel.wire import Signer, WireCodec
+
+    try:
+        info, created = _load_connection(app)
+        if not info.key and not app.allow_insecure:
+            log.error(
+                "refusing to start: the connection file has an empty key, so anyone who can reach "
+                "the ports could run code. Pass --allow-insecure to accept this."
+            )
+            return 2
+        signer = Signer(info.key, info.signature_scheme)
+    except (ConnectionError_, ValueError) as err:
+        log.error("%s", err)
+        return 2
+    codec = WireCodec(signer, max_bytes=app.max_message_bytes, replay_history=app.replay_history)
+    needs_write = created or 0 in info.ports.values()
+    server = KernelServer(info, codec, app.max_message_bytes)
+    path = _connection_path(app)
+    if needs_write:
+        write_connection_file(path, info)
+    if created:
+        log.info("To connect another client to this kernel, use:\n    jupyter console --existing %s", path)
+    factory = MessageFactory()
+    kernel = Kernel(
+        server,
+        factory,
+        connection_info=info.to_dict(),
+        stream_interval=app.stream_flush_interval,
+        stop_on_error_reply=app.stop_on_error_reply,
+    )
+    server.dispatch = kernel.dispatch
+    server.make_welcome = lambda topic: factory.msg("iopub_welcome", {"subscription": topic.decode("utf-8", "replace")})
+    server.iopub_thread.on_flush_due = kernel.streams.flush
+    return _serve(server, kernel, path if created else None)
+
+
+def _serve(server: Any, kernel: Any, created_path: Path | None) -> int:
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = kernel.stdout, kernel.stderr
+    kernel.interpreter.install_as_main()
+    signal.signal(signal.SIGINT, _sigint_handler(kernel))
+    try:
+        server.start_threads()
+        kernel.publish_status("starting", None)
+        server.serve_forever()
+    finally:
+        kernel.streams.flush()
+        server.close()
+        sys.stdout, sys.stderr = saved
+        if created_path is not None:
+            created_path.unlink(missing_ok=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["install"]:
+        from fastkernel.kernelspec import main as install_main
+
+        sys.exit(install_main(args[1:]))
+    app = FastKernelApp()
+    app.initialize(args)
+    app.start()

@@ -1,0 +1,265 @@
+"""The kernel core: routes each request to a handler, with busy/idle around it.
+
+It owns no sockets and starts no threads. The transport calls :meth:`Kernel.dispatch` on
+the thread that owns the request's socket, and the core answers through the injected
+:class:`Outlet`. Every request whose header parses gets ``status: busy``, exactly one
+reply and ``status: idle``, whatever its content holds.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+from fastkernel.interpreter.completeness import is_complete
+from fastkernel.interpreter.core import Interpreter
+from fastkernel.interpreter.formatting import format_object
+from fastkernel.interpreter.streams import KernelStream
+from fastkernel.messages import MessageFactory, error_content, kernel_info_content
+from fastkernel.outputs import StreamCoalescer
+from fastkernel.wire import Message, utcnow_iso
+
+log = logging.getLogger("fastkernel")
+
+Content = dict[str, Any]
+
+
+class Outlet(Protocol):
+    """What the core needs from the transport."""
+
+    def send(self, channel: str, msg: Message, idents: list[bytes] | None = None) -> None: ...
+
+    def flush_iopub(self) -> None:
+        """Return once every iopub message queued so far has been handed to zmq."""
+
+    def schedule_stream_flush(self, delay: float) -> None: ...
+
+    def drain_shell(self) -> list[Message]:
+        """Shell requests already waiting, taken off the socket without blocking."""
+        ...
+
+    def interrupt_main(self) -> None: ...
+
+    def stop(self) -> None:
+        """Leave the serving loops; called after a shutdown reply has been sent."""
+
+
+class BadRequest(Exception):
+    """The request's content is not what its message type requires."""
+
+
+@dataclass
+class Reply:
+    content: Content
+    metadata: dict[str, Any] | None = None
+
+
+def field(msg: Message, name: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+    """``msg.content[name]`` checked against ``kind``; raise BadRequest naming the problem."""
+    content = msg["content"]
+    if not isinstance(content, dict):
+        raise BadRequest(f"{msg['msg_type']} content must be a JSON object, got {type(content).__name__}")
+    if name not in content:
+        if default is ...:
+            raise BadRequest(f"{msg['msg_type']} content is missing {name!r}")
+        return default
+    value = content[name]
+    if kind is bool and value in (0, 1):
+        value = bool(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        expected = getattr(kind, "__name__", str(kind))
+        raise BadRequest(f"{msg['msg_type']} field {name!r} must be {expected}, got {type(value).__name__}")
+    return value
+
+
+class Kernel:
+    """Message handlers for the shell and control channels."""
+
+    def __init__(
+        self,
+        outlet: Outlet,
+        factory: MessageFactory | None = None,
+        *,
+        connection_info: dict[str, Any] | None = None,
+        stream_interval: float = 0.05,
+        stop_on_error_reply: str = "error",
+    ) -> None:
+        self.outlet = outlet
+        self.factory = factory or MessageFactory()
+        self.connection_info = connection_info or {}
+        self.execution_count = 0
+        self.stop_on_error_reply = stop_on_error_reply
+        self.interpreter = Interpreter(on_result=self._publish_result)
+        self.streams = StreamCoalescer(self._publish_stream, outlet.schedule_stream_flush, stream_interval)
+        self.stdout = KernelStream("stdout", self.streams.write)
+        self.stderr = KernelStream("stderr", self.streams.write)
+        self._parent: Message | None = None
+        self._unknown_logged: set[str] = set()
+        self.shell_handlers: dict[str, Callable[[Message], Reply]] = {
+            "execute_request": self.execute_request,
+            "kernel_info_request": self.kernel_info_request,
+            "is_complete_request": self.is_complete_request,
+            "comm_info_request": self.comm_info_request,
+            "connect_request": self.connect_request,
+            "shutdown_request": self.shutdown_request,
+        }
+        self.control_handlers: dict[str, Callable[[Message], Reply]] = {
+            "kernel_info_request": self.kernel_info_request,
+            "shutdown_request": self.shutdown_request,
+            "interrupt_request": self.interrupt_request,
+            "is_complete_request": self.is_complete_request,
+            "connect_request": self.connect_request,
+            "comm_info_request": self.comm_info_request,
+        }
+
+    # -- publishing -------------------------------------------------------
+
+    def publish(self, msg_type: str, content: Content, parent: Message | None) -> None:
+        self.outlet.send("iopub", self.factory.msg(msg_type, content, parent))
+
+    def publish_status(self, state: str, parent: Message | None) -> None:
+        self.publish("status", {"execution_state": state}, parent)
+
+    def _publish_stream(self, name: str, text: str, parent: Message | None) -> None:
+        self.publish("stream", {"name": name, "text": text}, parent)
+
+    def _publish_result(self, value: Any) -> None:
+        self.streams.flush()  # keep prints of the cell before its result
+        data, metadata = format_object(value)
+        self.interpreter.namespace["_"] = value
+        content = {"execution_count": self.execution_count, "data": data, "metadata": metadata}
+        self.publish("execute_result", content, self._parent)
+
+    # -- dispatch -----------------------------------------------------------
+
+    def dispatch(self, channel: str, msg: Message) -> None:
+        """Handle one request from ``channel`` ("shell" or "control")."""
+        table = self.shell_handlers if channel == "shell" else self.control_handlers
+        msg_type = msg["msg_type"]
+        handler = table.get(msg_type)
+        if handler is None and not msg_type.endswith("_request"):
+            self._log_unknown(channel, msg_type)
+            return
+        self.publish_status("busy", msg)
+        try:
+            reply = self._call(handler, msg, channel)
+            self.send_reply(channel, msg, reply)
+        finally:
+            self.publish_status("idle", msg)
+        if msg_type == "shutdown_request" and reply.content.get("status") == "ok":
+            self.outlet.stop()
+
+    def _call(self, handler: Callable[[Message], Reply] | None, msg: Message, channel: str) -> Reply:
+        if handler is None:
+            self._log_unknown(channel, msg["msg_type"])
+            return Reply(error_content("UnknownMessageType", f"{msg['msg_type']} is not served on {channel}"))
+        try:
+            return handler(msg)
+        except BadRequest as err:
+            log.warning("bad request: %s", err)
+            return Reply(error_content("BadRequest", str(err)))
+        except Exception as err:  # a kernel bug must still answer the request
+            log.exception("error handling %s", msg["msg_type"])
+            return Reply(error_content(type(err).__name__, f"internal error in fastkernel: {err}"))
+
+    def send_reply(self, channel: str, request: Message, reply: Reply) -> None:
+        reply_type = request["msg_type"].rsplit("_", 1)[0] + "_reply"
+        msg = self.factory.msg(reply_type, reply.content, request, reply.metadata)
+        self.outlet.send(channel, msg, request.get("idents"))
+
+    def _log_unknown(self, channel: str, msg_type: str) -> None:
+        if msg_type not in self._unknown_logged:
+            self._unknown_logged.add(msg_type)
+            log.warning("ignoring unknown message type %r on %s (logged once per type)", msg_type, channel)
+
+    # -- handlers -----------------------------------------------------------
+
+    def kernel_info_request(self, msg: Message) -> Reply:
+        return Reply(kernel_info_content(supported_features=[]))
+
+    def connect_request(self, msg: Message) -> Reply:
+        ports = {k: v for k, v in self.connection_info.items() if k.endswith("_port")}
+        return Reply({"status": "ok", **ports})
+
+    def comm_info_request(self, msg: Message) -> Reply:
+        field(msg, "target_name", str, None)
+        return Reply({"status": "ok", "comms": {}})
+
+    def is_complete_request(self, msg: Message) -> Reply:
+        status, indent = is_complete(field(msg, "code", str))
+        content: Content = {"status": status}
+        if status == "incomplete":
+            content["indent"] = indent
+        return Reply(content)
+
+    def shutdown_request(self, msg: Message) -> Reply:
+        restart = field(msg, "restart", bool, False)
+        if self.interpreter.executing:  # a shutdown while a cell runs interrupts it first
+            self.outlet.interrupt_main()
+        return Reply({"status": "ok", "restart": restart})
+
+    def interrupt_request(self, msg: Message) -> Reply:
+        self.outlet.interrupt_main()
+        return Reply({"status": "ok"})
+
+    def execute_request(self, msg: Message) -> Reply:
+        code = field(msg, "code", str)
+        silent = field(msg, "silent", bool, False)
+        store_history = field(msg, "store_history", bool, not silent) and not silent
+        expressions = field(msg, "user_expressions", dict, {})
+        stop_on_error = field(msg, "stop_on_error", bool, True)
+        if store_history:
+            self.execution_count += 1
+        count = self.execution_count
+        if not silent:
+            self.publish("execute_input", {"code": code, "execution_count": count}, msg)
+        started = utcnow_iso()
+        self._parent = self.streams.parent = msg
+        outcome = self.interpreter.run_cell(code, f"Cell In[{count}]", display=not silent)
+        if outcome.error is not None:
+            self.streams.flush()
+            error = outcome.error
+            self.publish("error", {"ename": error.ename, "evalue": error.evalue, "traceback": error.traceback}, msg)
+            content = {**error_content(error.ename, error.evalue, error.traceback), "execution_count": count}
+        else:
+            content = {
+                "status": "ok",
+                "execution_count": count,
+                "payload": outcome.payload,
+                "user_expressions": self._user_expressions(expressions),
+            }
+        self.streams.flush()
+        self.outlet.flush_iopub()  # every output of the cell goes out before its reply
+        metadata = {"started": started, "status": content["status"], "dependencies_met": True}
+        if content["status"] == "error" and stop_on_error:
+            self.abort_queued()
+        return Reply(content, metadata)
+
+    def _user_expressions(self, expressions: dict[str, Any]) -> dict[str, Any]:
+        results: dict[str, Any] = {}
+        for name, expression in expressions.items():
+            try:
+                if not isinstance(expression, str):
+                    raise TypeError(f"user expression must be a string, got {type(expression).__name__}")
+                data, metadata = self.interpreter.evaluate(expression)
+                results[name] = {"status": "ok", "data": data, "metadata": metadata}
+            except BaseException as err:
+                error = self.interpreter.format_exception(err)
+                results[name] = error_content(error.ename, error.evalue, error.traceback)
+        return results
+
+    def abort_queued(self) -> None:
+        """Answer already-queued execute requests without running them (stop_on_error)."""
+        for queued in self.outlet.drain_shell():
+            if queued["msg_type"] != "execute_request":
+                self.dispatch("shell", queued)
+                continue
+            self.publish_status("busy", queued)
+            if self.stop_on_error_reply == "aborted":
+                content: Content = {"status": "aborted"}
+            else:
+                content = error_content("ExecutionAborted", "not run: an earlier cell failed (stop_on_error)")
+                content["execution_count"] = self.execution_count
+            self.send_reply("shell", queued, Reply(content, {"status": content["status"]}))
+            self.publish_status("idle", queued)

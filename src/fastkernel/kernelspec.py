@@ -1,0 +1,73 @@
+"""Build and install the fastkernel kernelspec (kernel.json and logos)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastkernel import PROTOCOL_VERSION
+
+DEFAULT_NAME = "fastkernel"
+DEFAULT_DISPLAY_NAME = "Python 3 (fastkernel)"
+RESOURCES = Path(__file__).parent / "resources"
+
+
+def kernel_json(python: str = sys.executable, display_name: str = DEFAULT_DISPLAY_NAME,
+                env: dict[str, str] | None = None) -> dict[str, Any]:
+    """The kernel.json content for a kernel that runs ``python -m fastkernel``."""
+    spec: dict[str, Any] = {
+        "argv": [python, "-m", "fastkernel", "-f", "{connection_file}"],
+        "display_name": display_name,
+        "language": "python",
+        "interrupt_mode": "signal",
+        "kernel_protocol_version": PROTOCOL_VERSION,
+        "metadata": {"debugger": False},
+    }
+    if env:
+        spec["env"] = env
+    return spec
+
+
+def write_spec_dir(target: Path, spec: dict[str, Any]) -> Path:
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "kernel.json").write_text(json.dumps(spec, indent=1) + "\n", encoding="utf-8")
+    for logo in ("logo-32x32.png", "logo-64x64.png"):
+        shutil.copy(RESOURCES / logo, target / logo)
+    return target
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m fastkernel install",
+        description="Install the fastkernel kernelspec so that Jupyter frontends can start it. "
+        "The spec runs the Python interpreter that runs this command.",
+    )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true", help="install for the current user (~/.local/share/jupyter)")
+    where.add_argument("--sys-prefix", action="store_true", help=f"install into sys.prefix ({sys.prefix})")
+    where.add_argument("--prefix", metavar="P", help="install into the prefix P (P/share/jupyter/kernels)")
+    p.add_argument("--name", default=DEFAULT_NAME, help=f"kernelspec name (default {DEFAULT_NAME!r})")
+    p.add_argument("--display-name", default=DEFAULT_DISPLAY_NAME, help="name shown in the frontend's launcher")
+    p.add_argument("--env", nargs=2, action="append", metavar=("K", "V"), default=[],
+                   help="set environment variable K to V in the kernel (repeatable)")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    from jupyter_client.kernelspec import KernelSpecManager  # install-time only
+
+    spec = kernel_json(display_name=args.display_name, env=dict(args.env) or None)
+    prefix = sys.prefix if args.sys_prefix else args.prefix
+    with tempfile.TemporaryDirectory() as tmp:
+        source = write_spec_dir(Path(tmp) / args.name, spec)
+        dest = KernelSpecManager().install_kernel_spec(
+            str(source), kernel_name=args.name, user=args.user, prefix=prefix
+        )
+    print(f"Installed kernelspec {args.name} in {dest}")
+    return 0

@@ -1,0 +1,88 @@
+"""Message and header construction, and builders for reply contents."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from typing import Any
+
+from fastkernel import PROTOCOL_VERSION, __version__
+from fastkernel.wire import Message, new_msg_id, utcnow_iso
+
+
+def _username() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry (containers): any name will do
+        return "kernel"
+
+
+class MessageFactory:
+    """Builds headers and messages for one kernel session."""
+
+    def __init__(self, session_id: str | None = None) -> None:
+        self.session = session_id or new_msg_id()
+        self.username = _username()
+
+    def header(self, msg_type: str) -> dict[str, Any]:
+        return {
+            "msg_id": new_msg_id(),
+            "msg_type": msg_type,
+            "username": self.username,
+            "session": self.session,
+            "date": utcnow_iso(),
+            "version": PROTOCOL_VERSION,
+        }
+
+    def msg(
+        self,
+        msg_type: str,
+        content: dict[str, Any],
+        parent: Message | None = None,
+        metadata: dict[str, Any] | None = None,
+        buffers: list[bytes] | None = None,
+    ) -> Message:
+        return {
+            "header": self.header(msg_type),
+            "msg_type": msg_type,
+            "parent_header": dict(parent["header"]) if parent else {},
+            "metadata": metadata or {},
+            "content": content,
+            "buffers": buffers or [],
+        }
+
+
+def error_content(ename: str, evalue: str, traceback: list[str] | None = None) -> dict[str, Any]:
+    return {"status": "error", "ename": ename, "evalue": evalue, "traceback": traceback or []}
+
+
+def language_info() -> dict[str, Any]:
+    version = ".".join(map(str, sys.version_info[:3]))
+    return {
+        "name": "python",
+        "version": version,
+        "mimetype": "text/x-python",
+        "file_extension": ".py",
+        "pygments_lexer": "ipython3",
+        "codemirror_mode": {"name": "ipython", "version": 3},
+        "nbconvert_exporter": "python",
+    }
+
+
+def kernel_info_content(supported_features: list[str]) -> dict[str, Any]:
+    python = sys.version.split("\n")[0]
+    return {
+        "status": "ok",
+        "protocol_version": PROTOCOL_VERSION,
+        "implementation": "fastkernel",
+        "implementation_version": __version__,
+        "language_info": language_info(),
+        "banner": f"fastkernel {__version__} (pid {os.getpid()}), Python {python}",
+        "help_links": [
+            {"text": "Python Reference", "url": "https://docs.python.org/3/"},
+            {"text": "Jupyter messaging", "url": "https://jupyter-client.readthedocs.io/"},
+        ],
+        "debugger": False,
+        "supported_features": supported_features,
+    }

@@ -1,0 +1,110 @@
+"""Connection files: read, create (mode 0600) and write back the real ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
+
+
+class ConnectionError_(Exception):
+    """The connection file is missing, unreadable or malformed."""
+
+
+@dataclass
+class ConnectionInfo:
+    transport: str = "tcp"
+    ip: str = "127.0.0.1"
+    key: bytes = b""
+    signature_scheme: str = "hmac-sha256"
+    ports: dict[str, int] = field(default_factory=lambda: {c: 0 for c in CHANNELS})
+    kernel_name: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def address(self, channel: str, port: int | None = None) -> str:
+        port = self.ports[channel] if port is None else port
+        if self.transport == "ipc":
+            return f"ipc://{self.ip}-{port}"
+        host = f"[{self.ip}]" if ":" in self.ip else self.ip
+        return f"tcp://{host}:{port}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dict(self.extra)
+        data.update({f"{c}_port": p for c, p in self.ports.items()})
+        data.update(
+            transport=self.transport,
+            ip=self.ip,
+            key=self.key.decode("utf-8"),
+            signature_scheme=self.signature_scheme,
+            kernel_name=self.kernel_name,
+        )
+        return data
+
+
+def _int_port(data: dict[str, Any], channel: str, path: Path) -> int:
+    value = data.get(f"{channel}_port", 0)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 65535:
+        raise ConnectionError_(f"{path}: {channel}_port must be an integer 0-65535, got {value!r}")
+    return value
+
+
+def read_connection_file(path: Path) -> ConnectionInfo:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConnectionError_(f"connection file not found: {path}") from None
+    except (OSError, ValueError) as err:
+        raise ConnectionError_(f"cannot read connection file {path}: {err}") from None
+    if not isinstance(data, dict):
+        raise ConnectionError_(f"{path}: expected a JSON object")
+    transport = data.get("transport", "tcp")
+    if transport not in ("tcp", "ipc"):
+        raise ConnectionError_(f"{path}: transport must be 'tcp' or 'ipc', got {transport!r}")
+    known = {"transport", "ip", "key", "signature_scheme", "kernel_name"} | {f"{c}_port" for c in CHANNELS}
+    return ConnectionInfo(
+        transport=transport,
+        ip=str(data.get("ip") or ("kernel-ipc" if transport == "ipc" else "127.0.0.1")),
+        key=str(data.get("key", "")).encode("utf-8"),
+        signature_scheme=str(data.get("signature_scheme") or "hmac-sha256"),
+        ports={c: _int_port(data, c, path) for c in CHANNELS},
+        kernel_name=str(data.get("kernel_name", "")),
+        extra={k: v for k, v in data.items() if k not in known},
+    )
+
+
+def write_connection_file(path: Path, info: ConnectionInfo) -> None:
+    """Write ``info`` to ``path`` readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(info.to_dict(), f, indent=1)
+    os.replace(tmp, path)
+
+
+def runtime_dir() -> Path:
+    """Jupyter's runtime directory, computed without importing jupyter_core."""
+    if os.environ.get("JUPYTER_RUNTIME_DIR"):
+        return Path(os.environ["JUPYTER_RUNTIME_DIR"])
+    data_dir = os.environ.get("JUPYTER_DATA_DIR")
+    if not data_dir:
+        xdg = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+        data_dir = os.path.join(xdg, "jupyter")
+    return Path(data_dir) / "runtime"
+
+
+def new_connection_info() -> ConnectionInfo:
+    return ConnectionInfo(key=secrets.token_hex(32).encode("ascii"))
+
+
+def world_readable(path: Path) -> bool:
+    try:
+        return bool(path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH))
+    except OSError:
+        return False

@@ -1,0 +1,261 @@
+"""Jupyter wire format: frames <-> message dicts, signing, verification, replay guard.
+
+Standard library only, so that it can be tested on plain lists of bytes.
+
+A message on the wire is ``[idents..., b"<IDS|MSG>", signature, header, parent_header,
+metadata, content, buffers...]``. Incoming frames are checked in this order, cheapest and
+safest first: frame count and size, constant-time signature comparison, replay guard
+(only *verified* digests ever enter it, so junk cannot evict real entries), and only then
+JSON parsing. A rejected message raises :class:`WireRejected` with a short reason that
+the caller counts and logs at a bounded rate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+import uuid
+from collections import deque
+from datetime import datetime, timezone
+from typing import Any
+
+DELIMITER = b"<IDS|MSG>"
+JSON_FRAMES = 4  # header, parent_header, metadata, content
+MAX_IDENTS = 16  # ROUTER adds one; proxies may add a few more
+DEFAULT_MAX_FRAMES = 4096
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+DEFAULT_REPLAY_HISTORY = 65536
+
+Message = dict[str, Any]
+
+
+class WireRejected(Exception):
+    """An incoming message failed a wire check; ``reason`` names which one."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+def _json_default(obj: Any) -> Any:
+    """Make the few non-JSON types that message content may carry serializable."""
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        import base64
+
+        return base64.b64encode(bytes(obj)).decode("ascii")
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    return repr(obj)
+
+
+def _clean_floats(obj: Any) -> Any:
+    """Replace NaN and infinities (invalid JSON) with None, recursively."""
+    if isinstance(obj, float) and (obj != obj or obj in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean_floats(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean_floats(v) for v in obj]
+    return obj
+
+
+def pack(obj: Any) -> bytes:
+    """Serialize ``obj`` as compact UTF-8 JSON that every Jupyter client can parse."""
+    try:
+        text = json.dumps(
+            obj, default=_json_default, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        )
+    except ValueError:
+        text = json.dumps(
+            _clean_floats(obj), default=_json_default, ensure_ascii=False, separators=(",", ":")
+        )
+    return text.encode("utf-8", "surrogatepass")
+
+
+def utcnow_iso() -> str:
+    """The current time as an ISO 8601 string with a UTC offset, as headers carry it."""
+    return datetime.now(timezone.utc).isoformat()
+
+
+def new_msg_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Signer:
+    """HMAC over the four JSON frames; ``key=b""`` disables signing (insecure mode)."""
+
+    def __init__(self, key: bytes, scheme: str = "hmac-sha256") -> None:
+        if not scheme.startswith("hmac-"):
+            raise ValueError(f"unsupported signature_scheme {scheme!r}: expected 'hmac-<hash>'")
+        digest_name = scheme[len("hmac-") :]
+        try:
+            hashlib.new(digest_name)
+        except ValueError:
+            raise ValueError(f"unsupported signature_scheme {scheme!r}: no hash {digest_name!r}")
+        self.key = key
+        self.scheme = scheme
+        self._base = hmac.new(key, digestmod=digest_name) if key else None
+        self.hex_length = 2 * self._base.digest_size if self._base else 0
+
+    @property
+    def enabled(self) -> bool:
+        return self._base is not None
+
+    def sign(self, json_frames: list[bytes]) -> bytes:
+        if self._base is None:
+            return b""
+        mac = self._base.copy()  # copying the keyed base is cheaper than re-keying
+        for frame in json_frames:
+            mac.update(frame)
+        return mac.hexdigest().encode("ascii")
+
+
+class ReplayGuard:
+    """Bounded memory of recently seen (verified) signatures, oldest evicted first."""
+
+    def __init__(self, capacity: int = DEFAULT_REPLAY_HISTORY) -> None:
+        self.capacity = capacity
+        self._seen: set[bytes] = set()
+        self._order: deque[bytes] = deque()
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def check_and_record(self, digest: bytes) -> bool:
+        """Record ``digest``; return False if it was already seen (a replay)."""
+        if self.capacity <= 0:
+            return True
+        if digest in self._seen:
+            return False
+        self._seen.add(digest)
+        self._order.append(digest)
+        if len(self._order) > self.capacity:
+            self._seen.discard(self._order.popleft())
+        return True
+
+
+class RejectLog:
+    """Counts rejected messages per reason and logs at most one line per interval."""
+
+    def __init__(self, log: logging.Logger, interval: float = 5.0) -> None:
+        self.log = log
+        self.interval = interval
+        self.counts: dict[str, int] = {}
+        self._unlogged = 0
+        self._last_log = 0.0
+
+    def record(self, reason: str) -> None:
+        self.counts[reason] = self.counts.get(reason, 0) + 1
+        self._unlogged += 1
+        now = time.monotonic()
+        if now - self._last_log >= self.interval:
+            self._last_log = now
+            self.log.warning(
+                "rejected %d message(s) since last report; totals by reason: %s",
+                self._unlogged,
+                dict(sorted(self.counts.items())),
+            )
+            self._unlogged = 0
+
+
+class WireCodec:
+    """Turns message dicts into signed frames and verified frames into message dicts.
+
+    Serializing is thread-safe (the signer's keyed base is only copied); deserializing
+    mutates the replay guard, so each receiving thread should own its own codec.
+    """
+
+    def __init__(
+        self,
+        signer: Signer,
+        *,
+        max_frames: int = DEFAULT_MAX_FRAMES,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        replay_history: int = DEFAULT_REPLAY_HISTORY,
+    ) -> None:
+        self.signer = signer
+        self.max_frames = max_frames
+        self.max_bytes = max_bytes
+        self.replay_guard = ReplayGuard(replay_history)
+
+    def fork(self) -> WireCodec:
+        """A codec with the same key and limits and its own replay guard."""
+        return WireCodec(
+            self.signer,
+            max_frames=self.max_frames,
+            max_bytes=self.max_bytes,
+            replay_history=self.replay_guard.capacity,
+        )
+
+    def serialize(self, msg: Message, idents: list[bytes] | None = None) -> list[bytes]:
+        json_frames = [
+            pack(msg["header"]),
+            pack(msg.get("parent_header") or {}),
+            pack(msg.get("metadata") or {}),
+            pack(msg.get("content") or {}),
+        ]
+        frames = list(idents or [])
+        frames.append(DELIMITER)
+        frames.append(self.signer.sign(json_frames))
+        frames.extend(json_frames)
+        frames.extend(bytes(b) for b in msg.get("buffers") or [])
+        return frames
+
+    def deserialize(self, frames: list[bytes]) -> Message:
+        """Check and parse ``frames``; raise :class:`WireRejected` if any check fails."""
+        delim_at = self._find_delimiter(frames)
+        self._check_size(frames, delim_at)
+        signature = bytes(frames[delim_at + 1])
+        json_frames = [bytes(f) for f in frames[delim_at + 2 : delim_at + 2 + JSON_FRAMES]]
+        self._verify(signature, json_frames)
+        header, parent, metadata, content = (self._parse(f) for f in json_frames)
+        if not isinstance(header, dict) or not isinstance(header.get("msg_type"), str):
+            raise WireRejected("bad_header", "header is not an object with a msg_type")
+        return {
+            "idents": [bytes(f) for f in frames[:delim_at]],
+            "header": header,
+            "msg_id": header.get("msg_id", ""),
+            "msg_type": header["msg_type"],
+            "parent_header": parent if isinstance(parent, dict) else {},
+            "metadata": metadata if isinstance(metadata, dict) else {},
+            "content": content,
+            "buffers": [memoryview(f) for f in frames[delim_at + 2 + JSON_FRAMES :]],
+        }
+
+    def _find_delimiter(self, frames: list[bytes]) -> int:
+        if len(frames) > self.max_frames:
+            raise WireRejected("too_many_frames", str(len(frames)))
+        for i, frame in enumerate(frames[: MAX_IDENTS + 1]):
+            if frame == DELIMITER:
+                if len(frames) < i + 2 + JSON_FRAMES:
+                    raise WireRejected("too_few_frames", str(len(frames)))
+                return i
+        raise WireRejected("no_delimiter")
+
+    def _check_size(self, frames: list[bytes], delim_at: int) -> None:
+        total = sum(len(f) for f in frames)
+        if total > self.max_bytes:
+            raise WireRejected("too_large", f"{total} bytes")
+
+    def _verify(self, signature: bytes, json_frames: list[bytes]) -> None:
+        if not self.signer.enabled:
+            return
+        if len(signature) != self.signer.hex_length:
+            raise WireRejected("bad_signature", "wrong length")
+        expected = self.signer.sign(json_frames)
+        if not hmac.compare_digest(signature, expected):
+            raise WireRejected("bad_signature")
+        if not self.replay_guard.check_and_record(signature):
+            raise WireRejected("replayed")
+
+    @staticmethod
+    def _parse(frame: bytes) -> Any:
+        try:
+            return json.loads(frame)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise WireRejected("bad_json", str(err)[:80]) from None
