@@ -1,0 +1,43 @@
+"""Validation of every message the tests receive, against the Jupyter message spec.
+
+Builds on jupyter_kernel_test's schemas (protocol 5.x) and adds the message types they
+lack (``iopub_welcome`` from protocol 5.5, comm messages).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jupyter_kernel_test import msgspec_v5
+from jupyter_kernel_test.msgspec_v5 import validate_message as _validate
+
+msgspec_v5.schema_fragments.setdefault("iopub_welcome", {"properties": {"subscription": {"type": "string"}}})
+msgspec_v5.schema_fragments.setdefault(
+    "comm_open",
+    {
+        "properties": {
+            "comm_id": {"type": "string"},
+            "target_name": {"type": "string"},
+            "data": {"type": "object"},
+        },
+        "required": ["comm_id", "target_name", "data"],
+    },
+)
+msgspec_v5.schema_fragments.setdefault(
+    "comm_msg",
+    {"properties": {"comm_id": {"type": "string"}, "data": {"type": "object"}}},
+)
+msgspec_v5.schema_fragments.setdefault(
+    "comm_close",
+    {"properties": {"comm_id": {"type": "string"}, "data": {"type": "object"}}, "required": ["comm_id"]},
+)
+
+PROTOCOL_VERSION = "5.5"
+
+
+def validate(msg: dict[str, Any], msg_type: str | None = None, parent_id: str | None = None) -> None:
+    """Raise if ``msg`` breaks the spec, or is not ``msg_type`` / not a reply to ``parent_id``."""
+    _validate(msg, msg_type, parent_id)
+    assert msg["header"]["version"] == PROTOCOL_VERSION, msg["header"]
+    if parent_id is not None and msg["parent_header"]:
+        assert msg["parent_header"]["msg_id"] == parent_id, (msg["parent_header"], parent_id)
