@@ -40,6 +40,13 @@ class FastKernelApp(Application):
     Install its kernelspec with `python -m fastkernel install --help`.
     Configuration also comes from fastkernel_config.py in the Jupyter config path."""
 
+    examples = (
+        "python -m fastkernel -f kernel-1234.json    # serve a frontend's connection file\n"
+        "python -m fastkernel                        # make a connection file, log how to connect\n"
+        "python -m fastkernel install --user         # install the kernelspec for this user\n"
+        "python -m fastkernel install --help         # --sys-prefix, --prefix, --name, --env K V, ..."
+    )
+
     connection_file = Unicode("", help="JSON connection file written by the frontend.").tag(config=True)
     allow_insecure = Bool(
         False, help="Allow an empty key in the connection file (messages are then not signed)."
@@ -76,11 +83,16 @@ class FastKernelApp(Application):
         "debug": ({"Application": {"log_level": logging.DEBUG}}, "Log at DEBUG level."),
     }
 
+    def _log_level_default(self) -> int:
+        return logging.INFO
+
     def _log_default(self) -> logging.Logger:
         # Log to the real stderr: sys.stderr is replaced by a kernel stream later.
         if not log.handlers:
             handler = logging.StreamHandler(sys.__stderr__)
-            handler.setFormatter(logging.Formatter("[fastkernel %(levelname)s %(asctime)s] %(message)s", "%H:%M:%S"))
+            handler.setFormatter(
+                logging.Formatter("[fastkernel %(levelname)s %(asctime)s] %(message)s", "%H:%M:%S")
+            )
             log.addHandler(handler)
             log.propagate = False
         return log
@@ -90,7 +102,7 @@ class FastKernelApp(Application):
         cli_config = self.config.copy()
         for path in reversed(jupyter_config_dirs()):
             self.load_config_file("fastkernel_config", path=path)
-        self.update_config(cli_config)  # the command line wins over config files
+        self.update_config(cli_config)  # type: ignore[arg-type]  # the command line wins over config files
 
     def start(self) -> None:
         sys.exit(run_kernel(self))
@@ -159,7 +171,9 @@ def run_kernel(app: FastKernelApp) -> int:
         stop_on_error_reply=app.stop_on_error_reply,
     )
     server.dispatch = kernel.dispatch
-    server.make_welcome = lambda topic: factory.msg("iopub_welcome", {"subscription": topic.decode("utf-8", "replace")})
+    server.make_welcome = lambda topic: factory.msg(
+        "iopub_welcome", {"subscription": topic.decode("utf-8", "replace")}
+    )
     server.iopub_thread.on_flush_due = kernel.streams.flush
     return _serve(server, kernel, path if created else None)
 

@@ -9,8 +9,9 @@ reply and ``status: idle``, whatever its content holds.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from fastkernel.interpreter.completeness import is_complete
 from fastkernel.interpreter.core import Interpreter
@@ -220,7 +221,9 @@ class Kernel:
         if outcome.error is not None:
             self.streams.flush()
             error = outcome.error
-            self.publish("error", {"ename": error.ename, "evalue": error.evalue, "traceback": error.traceback}, msg)
+            self.publish(
+                "error", {"ename": error.ename, "evalue": error.evalue, "traceback": error.traceback}, msg
+            )
             content = {**error_content(error.ename, error.evalue, error.traceback), "execution_count": count}
         else:
             content = {

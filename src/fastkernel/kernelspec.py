@@ -17,8 +17,9 @@ DEFAULT_DISPLAY_NAME = "Python 3 (fastkernel)"
 RESOURCES = Path(__file__).parent / "resources"
 
 
-def kernel_json(python: str = sys.executable, display_name: str = DEFAULT_DISPLAY_NAME,
-                env: dict[str, str] | None = None) -> dict[str, Any]:
+def kernel_json(
+    python: str = sys.executable, display_name: str = DEFAULT_DISPLAY_NAME, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """The kernel.json content for a kernel that runs ``python -m fastkernel``."""
     spec: dict[str, Any] = {
         "argv": [python, "-m", "fastkernel", "-f", "{connection_file}"],
@@ -48,13 +49,23 @@ def parser() -> argparse.ArgumentParser:
         "The spec runs the Python interpreter that runs this command.",
     )
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--user", action="store_true", help="install for the current user (~/.local/share/jupyter)")
+    where.add_argument(
+        "--user", action="store_true", help="install for the current user (~/.local/share/jupyter)"
+    )
     where.add_argument("--sys-prefix", action="store_true", help=f"install into sys.prefix ({sys.prefix})")
     where.add_argument("--prefix", metavar="P", help="install into the prefix P (P/share/jupyter/kernels)")
     p.add_argument("--name", default=DEFAULT_NAME, help=f"kernelspec name (default {DEFAULT_NAME!r})")
-    p.add_argument("--display-name", default=DEFAULT_DISPLAY_NAME, help="name shown in the frontend's launcher")
-    p.add_argument("--env", nargs=2, action="append", metavar=("K", "V"), default=[],
-                   help="set environment variable K to V in the kernel (repeatable)")
+    p.add_argument(
+        "--display-name", default=DEFAULT_DISPLAY_NAME, help="name shown in the frontend's launcher"
+    )
+    p.add_argument(
+        "--env",
+        nargs=2,
+        action="append",
+        metavar=("K", "V"),
+        default=[],
+        help="set environment variable K to V in the kernel (repeatable)",
+    )
     return p
 
 

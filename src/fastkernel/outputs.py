@@ -10,7 +10,8 @@ flushes in a tight loop therefore produces a few messages per second, not one pe
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 Publish = Callable[[str, str, Any], None]  # (stream name, text, parent message)
 Schedule = Callable[[float], None]  # ask for flush() after this many seconds

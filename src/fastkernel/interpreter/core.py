@@ -5,15 +5,16 @@ and gets back an outcome.
 """
 
 from __future__ import annotations
-
 import __future__ as future_module
+
 import ast
 import builtins
 import linecache
 import sys
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from fastkernel.interpreter.formatting import Bundle, format_object
 from fastkernel.interpreter.tracebacks import CellError, format_error
@@ -81,14 +82,14 @@ class Interpreter:
                     if feature is not None:
                         self.future_flags |= feature.compiler_flag
 
-    def compile_cell(self, source: str, filename: str) -> tuple[types.CodeType | None, types.CodeType | None]:
+    def compile_cell(self, source: str, filename: str) -> tuple[types.CodeType, types.CodeType | None]:
         """Return (body, last_expression) code objects; last is None when nothing displays."""
         tree = compile(source, filename, "exec", ast.PyCF_ONLY_AST | self._flags(), dont_inherit=True)
         self._collect_future_flags(tree)
         last = None
-        if tree.body and isinstance(tree.body[-1], ast.Expr):
-            if not _has_trailing_semicolon(source, tree.body[-1].value):
-                last = ast.Expression(tree.body.pop().value)
+        tail = tree.body[-1] if tree.body else None
+        if isinstance(tail, ast.Expr) and not _has_trailing_semicolon(source, tail.value):
+            last = ast.Expression(tree.body.pop().value)
         body = compile(tree, filename, "exec", self._flags(), dont_inherit=True)
         last_code = compile(last, filename, "eval", self._flags(), dont_inherit=True) if last else None
         return body, last_code
@@ -133,5 +134,7 @@ class Interpreter:
 
     def evaluate(self, expression: str) -> tuple[Bundle, Bundle]:
         """Evaluate one user expression and format its value (errors propagate)."""
-        value = eval(compile(expression, "<user_expression>", "eval", self.future_flags, True), self.namespace)
+        value = eval(
+            compile(expression, "<user_expression>", "eval", self.future_flags, True), self.namespace
+        )
         return format_object(value)

@@ -7,7 +7,7 @@ file-like calls into ``sink(name, text)`` calls and knows nothing of messages.
 from __future__ import annotations
 
 import io
-from typing import Callable
+from collections.abc import Callable
 
 Sink = Callable[[str, str], None]
 

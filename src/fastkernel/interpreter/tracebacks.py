@@ -26,9 +26,7 @@ def trim(tb: TracebackType | None, internal_files: frozenset[str]) -> TracebackT
     return tb
 
 
-def format_error(
-    exc: BaseException, internal_files: frozenset[str], labels: dict[str, str]
-) -> CellError:
+def format_error(exc: BaseException, internal_files: frozenset[str], labels: dict[str, str]) -> CellError:
     """Format ``exc`` with kernel frames removed and cell files given their labels."""
     tb = trim(exc.__traceback__, internal_files)
     if isinstance(exc, SyntaxError):
@@ -37,7 +35,10 @@ def format_error(
     else:
         chunks = traceback.format_exception(type(exc), exc, tb)
     lines = [_relabel(chunk, labels).rstrip("\n") for chunk in chunks]
-    return CellError(type(exc).__name__, str(exc), lines)
+    evalue = str(exc)
+    if isinstance(exc, SyntaxError) and exc.filename in labels:
+        evalue = evalue.replace(exc.filename, labels[exc.filename])
+    return CellError(type(exc).__name__, evalue, lines)
 
 
 def _relabel(chunk: str, labels: dict[str, str]) -> str:

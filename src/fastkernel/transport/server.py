@@ -28,13 +28,15 @@ thread that produces them, which keeps the iopub thread's work to ``send_multipa
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import threading
 import time
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import zmq
 
@@ -55,10 +57,9 @@ class WakePipe:
         os.set_blocking(self.write_fd, False)
 
     def wake(self) -> None:
-        try:
+        # A full pipe already guarantees that the reader wakes.
+        with contextlib.suppress(BlockingIOError):
             os.write(self.write_fd, b"!")
-        except BlockingIOError:  # already full, so the reader will wake anyway
-            pass
 
     def drain(self) -> None:
         try:
@@ -138,9 +139,9 @@ class IOPubThread(threading.Thread):
         poller.register(self.sock, zmq.POLLIN)
         poller.register(self._wake.read_fd, zmq.POLLIN)
         while True:
-            timeout = None
+            timeout: int | None = None
             if self._flush_at is not None:
-                timeout = max(0.0, (self._flush_at - time.monotonic()) * 1000)
+                timeout = max(0, int((self._flush_at - time.monotonic()) * 1000) + 1)
             events = dict(poller.poll(timeout))
             if self.sock in events:
                 self._welcome_subscribers()
@@ -250,7 +251,12 @@ class KernelServer:
         if ":" in info.ip:
             for sock in (self.shell, self.control, self.stdin, self.iopub):
                 sock.ipv6 = True
-        for name, sock in (("shell", self.shell), ("control", self.control), ("stdin", self.stdin), ("iopub", self.iopub)):
+        for name, sock in (
+            ("shell", self.shell),
+            ("control", self.control),
+            ("stdin", self.stdin),
+            ("iopub", self.iopub),
+        ):
             info.ports[name] = bind(sock, info, name)
         self.heartbeat = Heartbeat(info)
         info.ports["hb"] = self.heartbeat.port
@@ -276,7 +282,7 @@ class KernelServer:
         self.iopub_thread.schedule_flush(delay)
 
     def drain_shell(self) -> list[Message]:
-        pending = []
+        pending: list[Message] = []
         while True:
             try:
                 frames = self.shell.recv_multipart(zmq.NOBLOCK)
