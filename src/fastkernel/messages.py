@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 import sys
 from typing import Any
@@ -12,9 +11,14 @@ from fastkernel.wire import Message, new_msg_id, utcnow_iso
 
 
 def _username() -> str:
+    for var in ("LOGNAME", "USER", "USERNAME"):
+        if os.environ.get(var):
+            return os.environ[var]
     try:
-        return getpass.getuser()
-    except Exception:  # no passwd entry (containers): any name will do
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):  # no passwd entry (containers): any name will do
         return "kernel"
 
 

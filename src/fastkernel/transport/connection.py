@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,7 +99,7 @@ def runtime_dir() -> Path:
 
 
 def new_connection_info() -> ConnectionInfo:
-    return ConnectionInfo(key=secrets.token_hex(32).encode("ascii"))
+    return ConnectionInfo(key=os.urandom(32).hex().encode("ascii"))
 
 
 def world_readable(path: Path) -> bool:
