@@ -179,9 +179,12 @@ def run_kernel(app: FastKernelApp) -> int:
 
 
 def _serve(server: Any, kernel: Any, created_path: Path | None) -> int:
+    from fastkernel.interpreter.inputs import install_input_hook
+
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = kernel.stdout, kernel.stderr
     kernel.interpreter.install_as_main()
+    install_input_hook(kernel.raw_input)
     signal.signal(signal.SIGINT, _sigint_handler(kernel))
     try:
         server.start_threads()

@@ -9,6 +9,7 @@ reply and ``status: idle``, whatever its content holds.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -16,6 +17,7 @@ from typing import Any, Protocol
 from fastkernel.interpreter.completeness import is_complete
 from fastkernel.interpreter.core import Interpreter
 from fastkernel.interpreter.formatting import format_object
+from fastkernel.interpreter.inputs import StdinNotImplementedError
 from fastkernel.interpreter.streams import KernelStream
 from fastkernel.messages import MessageFactory, error_content, kernel_info_content
 from fastkernel.outputs import StreamCoalescer
@@ -41,6 +43,10 @@ class Outlet(Protocol):
         ...
 
     def interrupt_main(self) -> None: ...
+
+    def wait_input_reply(self, request_id: str) -> Message:
+        """Block (interruptibly) until the stdin reply to ``request_id`` arrives."""
+        ...
 
     def stop(self) -> None:
         """Leave the serving loops; called after a shutdown reply has been sent."""
@@ -96,6 +102,7 @@ class Kernel:
         self.stdout = KernelStream("stdout", self.streams.write)
         self.stderr = KernelStream("stderr", self.streams.write)
         self._parent: Message | None = None
+        self._allow_stdin = False
         self._unknown_logged: set[str] = set()
         self.shell_handlers: dict[str, Callable[[Message], Reply]] = {
             "execute_request": self.execute_request,
@@ -156,6 +163,8 @@ class Kernel:
             self._log_unknown(channel, msg["msg_type"])
             return Reply(error_content("UnknownMessageType", f"{msg['msg_type']} is not served on {channel}"))
         try:
+            if msg.get("problems"):
+                raise BadRequest(f"{msg['msg_type']}: " + "; ".join(msg["problems"]))
             return handler(msg)
         except BadRequest as err:
             log.warning("bad request: %s", err)
@@ -217,6 +226,7 @@ class Kernel:
             self.publish("execute_input", {"code": code, "execution_count": count}, msg)
         started = utcnow_iso()
         self._parent = self.streams.parent = msg
+        self._allow_stdin = field(msg, "allow_stdin", bool, True)
         outcome = self.interpreter.run_cell(code, f"Cell In[{count}]", display=not silent)
         if outcome.error is not None:
             self.streams.flush()
@@ -238,6 +248,23 @@ class Kernel:
         if content["status"] == "error" and stop_on_error:
             self.abort_queued()
         return Reply(content, metadata)
+
+    def raw_input(self, prompt: str, password: bool) -> str:
+        """Ask the frontend that sent the running request for a line of input."""
+        parent = self._parent
+        if parent is None or not self._allow_stdin:
+            raise StdinNotImplementedError(
+                "input() is not available: the frontend that sent this request does not accept "
+                "input (allow_stdin is false)"
+            )
+        if threading.current_thread() is not threading.main_thread():
+            raise StdinNotImplementedError("input() is only available on the kernel's main thread")
+        self.streams.flush()  # output before the prompt shows before it
+        request = self.factory.msg("input_request", {"prompt": prompt, "password": password}, parent)
+        self.outlet.send("stdin", request, parent.get("idents"))
+        reply = self.outlet.wait_input_reply(request["header"]["msg_id"])
+        value = reply["content"].get("value", "") if isinstance(reply["content"], dict) else ""
+        return str(value)
 
     def _user_expressions(self, expressions: dict[str, Any]) -> dict[str, Any]:
         results: dict[str, Any] = {}

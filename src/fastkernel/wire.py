@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from _operator import _compare_digest as compare_digest  # what hmac.compare_digest is
@@ -52,28 +53,56 @@ def _json_default(obj: Any) -> Any:
     return repr(obj)
 
 
-def _clean_floats(obj: Any) -> Any:
-    """Replace NaN and infinities (invalid JSON) with None, recursively."""
-    if isinstance(obj, float) and (obj != obj or obj in (float("inf"), float("-inf"))):
-        return None
-    if isinstance(obj, dict):
-        return {k: _clean_floats(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean_floats(v) for v in obj]
-    return obj
+def _clean_floats(obj: Any, _active: set[int] | None = None) -> Any:
+    """Replace NaN and infinities (invalid JSON) with None, recursively.
+
+    Sets and tuples become lists, as JSON has them anyway. A container that holds itself
+    raises ValueError, as ``json.dumps`` does, rather than recursing until RecursionError.
+    """
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if not isinstance(obj, (dict, list, tuple, set, frozenset)):
+        return obj
+    active = set() if _active is None else _active
+    if id(obj) in active:
+        raise ValueError("Circular reference detected")
+    active.add(id(obj))
+    try:
+        if isinstance(obj, dict):
+            return {k: _clean_floats(v, active) for k, v in obj.items()}
+        return [_clean_floats(v, active) for v in obj]
+    finally:
+        active.discard(id(obj))
+
+
+def _clean_default(obj: Any) -> Any:
+    """``_json_default`` whose result has no NaN either (a set of floats, say)."""
+    return _clean_floats(_json_default(obj))
+
+
+def _dumps(obj: Any, default: Callable[[Any], Any], allow_nan: bool, ensure_ascii: bool) -> str:
+    return json.dumps(
+        obj, default=default, ensure_ascii=ensure_ascii, allow_nan=allow_nan, separators=(",", ":")
+    )
 
 
 def pack(obj: Any) -> bytes:
-    """Serialize ``obj`` as compact UTF-8 JSON that every Jupyter client can parse."""
+    """Serialize ``obj`` as compact UTF-8 JSON that every Jupyter client can parse.
+
+    NaN and infinities become null, and the result is always valid UTF-8: lone surrogates
+    (undecodable file names reach Python that way) are written as ``\\udcxx`` escapes.
+    """
+    default, allow_nan = _json_default, False
     try:
-        text = json.dumps(
-            obj, default=_json_default, ensure_ascii=False, allow_nan=False, separators=(",", ":")
-        )
-    except ValueError:
-        text = json.dumps(
-            _clean_floats(obj), default=_json_default, ensure_ascii=False, separators=(",", ":")
-        )
-    return text.encode("utf-8", "surrogatepass")
+        text = _dumps(obj, default, allow_nan, ensure_ascii=False)
+    except ValueError:  # NaN or infinity somewhere (or a circular structure, raised again below)
+        # Every value is cleaned; allow_nan only lets a NaN dict key through, as the string "NaN".
+        obj, default, allow_nan = _clean_floats(obj), _clean_default, True
+        text = _dumps(obj, default, allow_nan, ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _dumps(obj, default, allow_nan, ensure_ascii=True).encode("ascii")
 
 
 def utcnow_iso() -> str:
@@ -114,9 +143,13 @@ def _hash_constructor(digest_name: str) -> Callable[..., Any]:
     import hashlib
 
     try:
-        hashlib.new(digest_name)
+        digest_size = hashlib.new(digest_name).digest_size
     except ValueError:
         raise ValueError(f"unsupported signature_scheme 'hmac-{digest_name}': no hash {digest_name!r}")
+    if digest_size == 0:  # shake_*: extendable output, no fixed-length digest to sign with
+        raise ValueError(
+            f"unsupported signature_scheme 'hmac-{digest_name}': {digest_name!r} has no fixed digest size"
+        )
     return lambda data=b"": hashlib.new(digest_name, data)
 
 
@@ -185,7 +218,7 @@ class RejectLog:
         self.interval = interval
         self.counts: dict[str, int] = {}
         self._unlogged = 0
-        self._last_log = 0.0
+        self._last_log = -math.inf  # the first rejection is reported at once, whatever the uptime
 
     def record(self, reason: str) -> None:
         self.counts[reason] = self.counts.get(reason, 0) + 1
@@ -251,10 +284,18 @@ class WireCodec:
         signature = bytes(frames[delim_at + 1])
         json_frames = [bytes(f) for f in frames[delim_at + 2 : delim_at + 2 + JSON_FRAMES]]
         self._verify(signature, json_frames)
-        header, parent, metadata, content = (self._parse(f) for f in json_frames)
+        header = self._parse(json_frames[0])
         if not isinstance(header, dict) or not isinstance(header.get("msg_type"), str):
             raise WireRejected("bad_header", "header is not an object with a msg_type")
+        # A signed request whose header parses is answered even if its other frames do not
+        # parse: the kernel core turns ``problems`` into an error reply instead of silence.
+        problems: list[str] = []
+        parent, metadata, content = (
+            self._parse_or_note(frame, name, problems)
+            for frame, name in zip(json_frames[1:], ("parent_header", "metadata", "content"), strict=True)
+        )
         return {
+            "problems": problems,
             "idents": [bytes(f) for f in frames[:delim_at]],
             "header": header,
             "msg_id": header.get("msg_id", ""),
@@ -290,6 +331,14 @@ class WireCodec:
             raise WireRejected("bad_signature")
         if not self.replay_guard.check_and_record(signature):
             raise WireRejected("replayed")
+
+    @classmethod
+    def _parse_or_note(cls, frame: bytes, name: str, problems: list[str]) -> Any:
+        try:
+            return cls._parse(frame)
+        except WireRejected as err:
+            problems.append(f"{name} is not valid JSON ({err})")
+            return {}
 
     @staticmethod
     def _parse(frame: bytes) -> Any:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager, start_new_kernel
+from jupyter_client.session import DELIM
 
 from tests.conftest import KERNEL_NAME
 from tests.spec import validate
@@ -38,6 +41,10 @@ class Execution:
         return [m["msg_type"] for m in self.iopub]
 
 
+def _is_idle(msg: dict[str, Any]) -> bool:
+    return msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle"
+
+
 class KernelHarness:
     """Starts a kernel, sends requests, collects replies and iopub messages per request."""
 
@@ -53,10 +60,29 @@ class KernelHarness:
         harness.drain_iopub()
         return harness
 
+    def new_client(self) -> BlockingKernelClient:
+        """Another client of this kernel, with a Session (so zmq identities) of its own.
+
+        Not ``km.client()``: that shares the manager's Session, so its shell and control
+        sockets (created even by ``stop_channels``) would carry ``self.kc``'s identity and,
+        with the kernel's ROUTER_HANDOVER, take over ``self.kc``'s replies.
+        """
+        kc = BlockingKernelClient()
+        kc.load_connection_info(self.km.get_connection_info())
+        return kc
+
     def close(self) -> None:
         self.kc.stop_channels()
         if self.km.is_alive():
             self.km.shutdown_kernel(now=False)
+        elif self.km.has_kernel:
+            # The kernel exited by itself (a test shut it down): reap it, remove its files.
+            self.km.cleanup_resources(restart=False)
+
+    def wait_for_exit(self, timeout: float = 10) -> int:
+        """Wait for the kernel process to exit by itself; return its exit code."""
+        process = self.km.provisioner.process  # type: ignore[union-attr]
+        return process.wait(timeout=timeout)
 
     def drain_iopub(self, timeout: float = 0.2) -> list[dict[str, Any]]:
         msgs = []
@@ -68,20 +94,78 @@ class KernelHarness:
             validate(msg)
             msgs.append(msg)
 
-    def get_reply(self, msg_id: str, channel: str = "shell", timeout: float = TIMEOUT) -> dict[str, Any]:
+    def get_reply(
+        self,
+        msg_id: str,
+        channel: str = "shell",
+        timeout: float = TIMEOUT,
+        check: Callable[..., None] = validate,
+    ) -> dict[str, Any]:
+        """The reply to ``msg_id`` on ``channel``; ``check(msg, parent_id=...)`` validates it."""
         get = self.kc.get_shell_msg if channel == "shell" else self.kc.control_channel.get_msg
         deadline = time.monotonic() + timeout
         while True:
             msg = get(timeout=max(0.01, deadline - time.monotonic()))
-            validate(msg)
             if msg["parent_header"].get("msg_id") == msg_id:
-                validate(msg, parent_id=msg_id)
+                check(msg, parent_id=msg_id)
+                return msg
+            validate(msg)
+
+    def send(self, msg_type: str, content: Any, channel: str = "shell") -> str:
+        """Send a request without waiting; ``content`` may be any JSON value. Return its msg_id."""
+        msg = self.kc.session.msg(msg_type, {})
+        if not isinstance(content, dict):
+            msg["content"] = json.dumps(content).encode()  # Session.serialize sends bytes as they are
+        else:
+            msg["content"] = content
+        getattr(self.kc, f"{channel}_channel").send(msg)
+        return msg["header"]["msg_id"]
+
+    def send_frames(
+        self,
+        msg_type: str,
+        channel: str = "shell",
+        *,
+        content: bytes = b"{}",
+        parent_header: bytes = b"{}",
+        metadata: bytes = b"{}",
+    ) -> str:
+        """Send a correctly signed request whose JSON frames are the given raw bytes."""
+        session = self.kc.session
+        header = session.msg_header(msg_type)
+        json_frames = [session.pack(header), parent_header, metadata, content]
+        frames = [DELIM, session.sign(json_frames), *json_frames]
+        getattr(self.kc, f"{channel}_channel").socket.send_multipart(frames)
+        return header["msg_id"]
+
+    def wait_for_iopub(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = TIMEOUT
+    ) -> dict[str, Any]:
+        """The first iopub message that satisfies ``predicate``.
+
+        Every message read (the match included) is kept in ``stray``, so a later
+        ``collect_iopub`` still sees all messages of its request.
+        """
+        deadline = time.monotonic() + timeout
+        for msg in self.stray:
+            if predicate(msg):
+                return msg
+        while True:
+            msg = self.kc.get_iopub_msg(timeout=max(0.01, deadline - time.monotonic()))
+            validate(msg)
+            self.stray.append(msg)
+            if predicate(msg):
                 return msg
 
     def collect_iopub(self, msg_id: str, timeout: float = TIMEOUT) -> list[dict[str, Any]]:
         """iopub messages parented to ``msg_id``, from busy up to and including idle."""
         deadline = time.monotonic() + timeout
-        msgs: list[dict[str, Any]] = []
+        msgs = [m for m in self.stray if m["parent_header"].get("msg_id") == msg_id]
+        self.stray = [m for m in self.stray if m["parent_header"].get("msg_id") != msg_id]
+        if msgs and _is_idle(msgs[-1]):
+            assert msgs[0]["msg_type"] == "status", msgs
+            assert msgs[0]["content"]["execution_state"] == "busy", msgs
+            return msgs
         while True:
             msg = self.kc.get_iopub_msg(timeout=max(0.01, deadline - time.monotonic()))
             validate(msg)

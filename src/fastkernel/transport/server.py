@@ -292,6 +292,20 @@ class KernelServer:
             if msg is not None:
                 pending.append(msg)
 
+    def wait_input_reply(self, request_id: str) -> Message:
+        """Wait on the stdin socket (main thread) for the reply to ``request_id``.
+
+        Polls in short slices so that SIGINT (KeyboardInterrupt) and shutdown end the wait.
+        """
+        while not self.stopping:
+            if not self.stdin.poll(100):
+                continue
+            msg = self._parse(self.stdin.recv_multipart(), "stdin")
+            if msg is not None and msg["parent_header"].get("msg_id") == request_id:
+                return msg
+            log.debug("ignoring stale stdin message %s", msg and msg["msg_type"])
+        raise EOFError("the kernel is shutting down")
+
     def interrupt_main(self) -> None:
         if self._main_thread_id is not None:
             signal.pthread_kill(self._main_thread_id, signal.SIGINT)

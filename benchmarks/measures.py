@@ -1,0 +1,191 @@
+"""The measurements. Each takes a started kernel and returns plain numbers."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from client import Client, KernelProcess, Msg
+
+PRINT_CODE = "for i in range({n}):\n    print(i)"
+
+
+class Waiter:
+    """Waits for the execute_reply and the iopub idle of a set of requests."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.replies: dict[str, Msg] = {}
+        self.idle: set[str] = set()
+
+    def on_shell(self, msg: Msg) -> None:
+        if msg.msg_type == "execute_reply" and msg.parent_id is not None:
+            self.replies[msg.parent_id] = msg
+
+    def on_iopub(self, msg: Msg) -> None:
+        if (
+            msg.msg_type == "status"
+            and msg.parent_id is not None
+            and msg.content["execution_state"] == "idle"
+        ):
+            self.idle.add(msg.parent_id)
+
+    def wait(self, msg_ids: list[str], kernel: KernelProcess, timeout: float = 60.0) -> None:
+        last = msg_ids[-1]
+        want = len(msg_ids)
+
+        def done() -> bool:
+            return len(self.replies) >= want and last in self.idle
+
+        self.client.pump(
+            done, on_shell=self.on_shell, on_iopub=self.on_iopub, timeout=timeout, alive=kernel.alive
+        )
+        for msg_id in msg_ids:
+            status = self.replies[msg_id].content.get("status")
+            if status != "ok":
+                raise RuntimeError(f"execute_request answered with status {status!r}")
+
+
+def execute(kernel: KernelProcess, code: str, timeout: float = 60.0) -> float:
+    """Run one cell; return seconds from send to both execute_reply and iopub idle."""
+    waiter = Waiter(kernel.client)
+    t0 = time.perf_counter()
+    msg_id = kernel.client.execute(code)
+    waiter.wait([msg_id], kernel, timeout)
+    return time.perf_counter() - t0
+
+
+def round_trips(kernel: KernelProcess, n: int, warmup: int) -> list[float]:
+    """Seconds per `pass` round trip, one request in flight at a time."""
+    for _ in range(warmup):
+        execute(kernel, "pass")
+    return [execute(kernel, "pass") for _ in range(n)]
+
+
+def pipelined(kernel: KernelProcess, n: int) -> float:
+    """Send ``n`` executes of `pass` back to back; return executes per second."""
+    execute(kernel, "pass")
+    waiter = Waiter(kernel.client)
+    t0 = time.perf_counter()
+    ids = [kernel.client.execute("pass") for _ in range(n)]
+    waiter.wait(ids, kernel, timeout=120)
+    return n / (time.perf_counter() - t0)
+
+
+@dataclass
+class PrintResult:
+    seconds: float
+    stdout_bytes: int  # received before the cell's idle
+    expected_bytes: int
+    exact: bool  # the text received equals the text printed, in order
+    messages: int  # stream messages before idle
+    late_bytes: int  # stdout bytes that arrived after idle (output after idle is a bug)
+
+    @property
+    def complete(self) -> bool:
+        return self.exact and self.late_bytes == 0
+
+
+def big_print(kernel: KernelProcess, lines: int, grace: float = 0.3) -> PrintResult:
+    """Time `print` of ``lines`` lines and check every byte arrives before idle."""
+    client = kernel.client
+    expected = "".join(f"{i}\n" for i in range(lines))
+    chunks: list[str] = []
+    late: list[str] = []
+    waiter = Waiter(client)
+    msg_id = ""
+
+    def on_iopub(msg: Msg) -> None:
+        if msg.parent_id != msg_id:
+            return
+        if msg.msg_type == "stream" and msg.content.get("name") == "stdout":
+            (late if msg_id in waiter.idle else chunks).append(msg.content["text"])
+        else:
+            waiter.on_iopub(msg)
+
+    t0 = time.perf_counter()
+    msg_id = client.execute(PRINT_CODE.format(n=lines))
+    client.pump(
+        lambda: msg_id in waiter.replies and msg_id in waiter.idle,
+        on_shell=waiter.on_shell,
+        on_iopub=on_iopub,
+        timeout=300,
+        alive=kernel.alive,
+    )
+    seconds = time.perf_counter() - t0
+    end = time.monotonic() + grace
+    client.pump(lambda: time.monotonic() >= end, on_iopub=on_iopub, timeout=grace + 1)
+    text = "".join(chunks)
+    return PrintResult(
+        seconds=seconds,
+        stdout_bytes=len(text.encode()),
+        expected_bytes=len(expected.encode()),
+        exact=text == expected,
+        messages=len(chunks),
+        late_bytes=len("".join(late).encode()),
+    )
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of ``pid`` from /proc (VmRSS)."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def import_profile(log_text: str, own: str = "fastkernel") -> tuple[float, list[tuple[str, float]]]:
+    """Attribute ``python -X importtime`` output: (total ms, [(what, ms)], largest first).
+
+    Modules of ``own`` are charged their self time as "own modules"; anything else imported
+    once ``own`` has started (by its modules, or lazily at top level) is charged, with all
+    that it imports in turn, to its top-level package name. Imports before the first module
+    of ``own`` (interpreter start-up, ``-m`` machinery) are charged to "other".
+    """
+    stack: list[tuple[int, str, int, list[Any]]] = []  # (depth, name, self us, children)
+    for line in log_text.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, _cumulative, name = line[len("import time:") :].split("|")
+        depth = (len(name) - len(name.lstrip()) - 1) // 2
+        children = []
+        while stack and stack[-1][0] > depth:  # post-order: children come first
+            children.insert(0, stack.pop())
+        stack.append((depth, name.strip(), int(self_us), children))
+    nodes = stack
+
+    def cumulative(node: tuple[int, str, int, list[Any]]) -> int:
+        return node[2] + sum(cumulative(c) for c in node[3])
+
+    charged: dict[str, float] = {}
+
+    def charge(node: tuple[int, str, int, list[Any]], inside_own: bool) -> None:
+        name = node[1]
+        if name == own or name.startswith(own + "."):
+            charged[f"{own} modules"] = charged.get(f"{own} modules", 0.0) + node[2] / 1000
+            for child in node[3]:
+                charge(child, True)
+        elif inside_own:
+            root = name.split(".")[0]
+            charged[root] = charged.get(root, 0.0) + cumulative(node) / 1000
+        else:
+            charged["other"] = charged.get("other", 0.0) + cumulative(node) / 1000
+
+    started = False  # top-level imports before the first own module are interpreter start-up
+    for node in nodes:
+        started = started or node[1] == own or node[1].startswith(own + ".")
+        charge(node, started)
+    ranked = sorted(charged.items(), key=lambda item: item[1], reverse=True)
+    return sum(charged.values()), ranked

@@ -1,0 +1,282 @@
+"""Turn measurements into the table, the target verdicts and docs/performance.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from measures import PrintResult, percentile
+
+REFERENCE = "fastkernel"
+
+
+@dataclass
+class Row:
+    label: str  # short name for the targets list
+    name: str
+    key: str
+    fmt: str
+    ratio: bool = True  # show fastkernel / peer
+    target_peer: str = ""
+    target: str = ""  # "<= 0.75" or ">= 1.5", on fastkernel / target_peer
+
+
+def median_print(k: Any) -> PrintResult | None:
+    if not k.prints:
+        return None
+    return sorted(k.prints, key=lambda r: r.seconds)[len(k.prints) // 2]
+
+
+def values(k: Any) -> dict[str, Any]:
+    """The figures of one kernel, keyed like :class:`Row`; empty when it was skipped."""
+    if k.skipped or not k.rt:
+        return {}
+    p = median_print(k)
+    assert p is not None
+    complete = all(r.complete for r in k.prints)
+    return {
+        "startup": statistics.median(k.startup) * 1e3 if k.startup else None,
+        "rt": statistics.median(k.rt) * 1e3,
+        "rt99": percentile(k.rt, 0.99) * 1e3,
+        "pipelined": statistics.median(k.pipelined),
+        "print": p.seconds,
+        "print_bytes": f"{p.stdout_bytes:,} / {p.expected_bytes:,}" + ("" if complete else " (LOST)"),
+        "print_msgs": p.messages,
+        "rss": k.rss / 2**20 if k.rss else None,
+        "complete": complete,
+    }
+
+
+class Report:
+    def __init__(
+        self, kernels: list[Any], settings: Any, *, quick: bool, took: float, load: tuple[str, str]
+    ) -> None:
+        self.kernels = kernels
+        self.s = settings
+        self.quick = quick
+        self.took = took
+        self.load = load
+        self.breakdown: dict[str, Any] = {}
+        self.floor: Any = None  # the null kernel's results
+        self.values = {k.label: values(k) for k in kernels}
+        self.peers = [k.label for k in kernels if k.label != REFERENCE]
+        s = settings
+        n_rt = s.round_trips * s.blocks
+        self.rows = [
+            Row(
+                "startup",
+                f"startup to kernel_info_reply, ms (median of {s.startup_runs})",
+                "startup",
+                "{:.0f}",
+                target_peer="xeus-python",
+                target="<= 0.75",
+            ),
+            Row(
+                "round trip",
+                f"execute `pass` round trip, ms (median of {n_rt})",
+                "rt",
+                "{:.3f}",
+                target_peer="xeus-python",
+                target="<= 0.5",
+            ),
+            Row("round trip p99", "execute `pass` round trip, ms (99th percentile)", "rt99", "{:.3f}"),
+            Row(
+                "pipelined executes/s",
+                f"pipelined executes/s ({s.pipelined:,} back to back, median of {s.blocks})",
+                "pipelined",
+                "{:,.0f}",
+                target_peer="xeus-python",
+                target=">= 1.5",
+            ),
+            Row(
+                f"{s.print_lines:,}-line print time",
+                f"{s.print_lines:,}-line print, s to reply + idle (median of {s.blocks})",
+                "print",
+                "{:.3f}",
+                target_peer="ipykernel",
+                target="<= 0.5",
+            ),
+            Row("bytes", "    stdout bytes received / expected", "print_bytes", "{}", ratio=False),
+            Row("messages", "    stream messages", "print_msgs", "{:,}", ratio=False),
+            Row(
+                "idle RSS",
+                "idle RSS after startup + 1 execute, MiB",
+                "rss",
+                "{:.1f}",
+                target_peer="xeus-python",
+                target="<= 0.75",
+            ),
+        ]
+
+    # -- table and verdicts ------------------------------------------------
+
+    def table(self) -> str:
+        ref = self.values.get(REFERENCE, {})
+        header = ["metric", *(k.label for k in self.kernels), *(f"fastkernel / {p}" for p in self.peers)]
+        lines = [header]
+        for row in self.rows:
+            cells = [row.name]
+            for k in self.kernels:
+                v = self.values[k.label].get(row.key)
+                cells.append("skipped" if v is None else row.fmt.format(v))
+            for peer in self.peers:
+                a, b = ref.get(row.key), self.values[peer].get(row.key)
+                ok = row.ratio and isinstance(a, int | float) and isinstance(b, int | float) and b
+                cells.append(f"{a / b:.2f}" if ok else "")
+            lines.append(cells)
+        widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+        out = [
+            "| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |" for line in lines
+        ]
+        out.insert(1, "| " + " | ".join("-" * w for w in widths) + " |")
+        return "\n".join(out)
+
+    def verdicts(self) -> list[str]:
+        ref = self.values.get(REFERENCE, {})
+        out = []
+        for row in self.rows:
+            if not row.target:
+                continue
+            goal = f"{row.label}: fastkernel / {row.target_peer} {row.target}"
+            a, b = ref.get(row.key), self.values.get(row.target_peer, {}).get(row.key)
+            if a is None or b is None:
+                out.append(f"{goal}: n/a ({'fastkernel' if a is None else row.target_peer} not measured)")
+                continue
+            op, limit = row.target.split()
+            ratio = a / b
+            met = ratio <= float(limit) if op == "<=" else ratio >= float(limit)
+            detail = f"{ratio:.2f}"
+            if row.key == "print":
+                goal += ", every byte delivered, <= 1,000 messages"
+                msgs = ref["print_msgs"]
+                met = met and ref["complete"] and msgs <= 1000
+                detail += f"; every byte: {'yes' if ref['complete'] else 'NO'}; {msgs:,} messages"
+            out.append(f"{goal}: {'MET' if met else 'NOT MET'} ({detail})")
+        return out
+
+    def busy_note(self) -> list[str]:
+        """A warning when other work shared the machine: it slows threaded kernels most."""
+        cores = os.cpu_count() or 1
+        before = self.load[0]  # the load after includes this run's own work
+        if before == "unknown" or float(before.split()[0]) <= 0.5 * cores:
+            return []
+        return [
+            f"**The machine was busy when this run began** (1-min load {before.split()[0]}, {cores} cores).",
+            "In tests with CPU hogs, the peers' round trips rose several-fold and fastkernel's much",
+            "less, so the ratios below may flatter fastkernel; rerun on an idle machine.",
+            "",
+        ]
+
+    def floor_line(self) -> str:
+        f = self.floor
+        if f is None or f.skipped or not f.rt:
+            return ""
+        return (
+            f"Floor: the null kernel (`benchmarks/null_kernel.py`, one pyzmq thread that runs nothing) "
+            f"measured by the same client: round trip {statistics.median(f.rt) * 1e3:.3f} ms, "
+            f"pipelined {statistics.median(f.pipelined):,.0f} executes/s. Figures near these are "
+            f"limited by the client, pyzmq and the machine rather than by the kernel."
+        )
+
+    def skipped(self) -> list[str]:
+        return [f"{k.label}: skipped, {k.skipped}" for k in self.kernels if k.skipped]
+
+    def breakdown_lines(self) -> list[str]:
+        b = self.breakdown
+        if not b:
+            return []
+        parts = ", ".join(f"{name} {ms:.1f}" for name, ms in b["by_package"])
+        return [
+            f"bare interpreter start (`python -c pass`): {b['bare_ms']:.0f} ms (median)",
+            f"imports during start (`-X importtime`, which inflates them): {b['imports_ms']:.0f} ms",
+            f"by first importer, ms (a package is charged with all it imports in turn): {parts}",
+        ]
+
+    # -- output --------------------------------------------------------------
+
+    def text(self) -> str:
+        parts = [self.table(), "", self.floor_line(), "", "Targets (ratio = fastkernel / peer):"]
+        parts += [f"  {v}" for v in self.verdicts()]
+        if self.breakdown:
+            parts += ["", "fastkernel startup breakdown:", *(f"  {line}" for line in self.breakdown_lines())]
+        if self.skipped():
+            parts += ["", *self.skipped()]
+        return "\n".join(parts)
+
+    def markdown(self, machine: str) -> str:
+        versions = ", ".join(f"{k.label} {k.version}" for k in self.kernels if k.version)
+        out = [
+            "# Performance",
+            "",
+            "Generated by `make bench` (`python benchmarks/run.py`); rerun it to refresh this page.",
+            "Compare the columns of one run; absolute figures vary between machines and runs.",
+            "",
+            f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+            f"- Python: {platform.python_version()} ({sys.executable})",
+            f"- kernels: {versions}",
+            f"- machine: {machine}",
+            f"- load average (1, 5, 15 min) before / after: {self.load[0]} / {self.load[1]}",
+            f"- settings: {'--quick' if self.quick else 'default'}; the whole run took {self.took:.0f} s",
+            "",
+            *self.busy_note(),
+            "Ratios are **fastkernel / peer**: below 1 means fastkernel takes less time or memory; for",
+            "executes/s, above 1 means fastkernel does more per second.",
+            "",
+            self.table(),
+            "",
+            self.floor_line(),
+            "",
+            "## Targets",
+            "",
+            *(f"- {v}" for v in self.verdicts()),
+        ]
+        if self.skipped():
+            out += ["", *(f"- {line}" for line in self.skipped())]
+        if self.breakdown:
+            out += [
+                "",
+                "## Where fastkernel's startup goes",
+                "",
+                *(f"- {line}" for line in self.breakdown_lines()),
+            ]
+        out += ["", METHOD.format(prefix=sys.prefix)]
+        return "\n".join(out)
+
+
+METHOD = """\
+## Method
+
+`benchmarks/run.py` drives every kernel with the same single-threaded pyzmq client
+(`benchmarks/client.py`): DEALER sockets for shell and control, a SUB socket for iopub, HMAC-SHA256
+signing, and no jupyter_client threads or asyncio in the timed path, so that at sub-millisecond
+scales the figures are the kernels' and not a client's. The client's sockets have no high-water
+mark, so nothing is dropped on the receiving side. Kernels are launched from their kernelspecs
+in this environment (`{prefix}/share/jupyter/kernels`) as jupyter_client launches them
+(`python` in argv becomes this interpreter, the spec's env, `JPY_PARENT_PID`, a new session).
+All kernels read and write bytecode in one private cache (`PYTHONPYCACHEPREFIX`, with
+`PYTHONDONTWRITEBYTECODE` unset), so none pays for compiling its sources at start.
+
+- **startup**: from just before `Popen` to the first `kernel_info_reply` on shell. The request
+  is queued on a socket that is already connecting (reconnect interval 2 ms), so the figure is
+  interpreter start + imports + bind + first reply. Kernels start in turn, round-robin, one at a
+  time; the first start of each (which fills the bytecode cache) is not counted.
+- **round trip**: one `execute_request` of `pass` at a time (`silent=False`,
+  `store_history=True`), from send until both its `execute_reply` and its iopub `status: idle`
+  have arrived; after warm-up executes.
+- **pipelined**: that many `execute_request`s of `pass` sent back to back; executes divided by
+  the time until every reply and the last request's idle have arrived.
+- **print**: `for i in range(N): print(i)`, time to reply + idle. Every stdout `stream`
+  message for the request is collected, joined and compared with the exact expected text;
+  output arriving up to 0.3 s after idle is counted as late. "(LOST)" marks a kernel where any
+  run was not exact, or had late output.
+- **idle RSS**: `VmRSS` of the launched process (`/proc/PID/status`), 0.5 s after startup and
+  one `pass` execute.
+
+Round trips, pipelined bursts and prints run in round-robin blocks with all kernels running
+(only one is driven at a time), so background load on the machine falls on every kernel alike.
+"""

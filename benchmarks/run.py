@@ -1,0 +1,321 @@
+"""Benchmark fastkernel against ipykernel and xeus-python installed in the same environment.
+
+Usage: ``python benchmarks/run.py [--quick] [--no-docs] [--docs PATH]``. Prints a table and
+(by default) writes it, with the method, to docs/performance.md. Every kernel is driven by
+the same small zmq client (benchmarks/client.py); every kernel process is shut down at the
+end, on error, on Ctrl-C and on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.metadata
+import importlib.util
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zmq
+from client import KernelDied, KernelProcess, shutdown_all
+from jupyter_client.kernelspec import KernelSpec
+from measures import (
+    PrintResult,
+    big_print,
+    execute,
+    import_profile,
+    pipelined,
+    round_trips,
+    rss_bytes,
+)
+from report import Report
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs" / "performance.md"
+KERNEL_DIR = Path(sys.prefix) / "share" / "jupyter" / "kernels"
+
+
+@dataclass
+class Kernel:
+    label: str  # column name
+    spec_name: str
+    package: str  # distribution whose version is reported
+    module: str  # must be importable for the kernel to run
+    install: list[str] | None = None  # installs the spec into sys.prefix when it is missing
+    spec: KernelSpec | None = None
+    version: str = ""
+    skipped: str = ""
+    startup: list[float] = field(default_factory=list)
+    rss: int | None = None
+    rt: list[float] = field(default_factory=list)
+    pipelined: list[float] = field(default_factory=list)
+    prints: list[PrintResult] = field(default_factory=list)
+
+
+def all_kernels() -> list[Kernel]:
+    py = sys.executable
+    return [
+        Kernel(
+            "fastkernel",
+            "fastkernel",
+            "fastkernel",
+            "fastkernel",
+            [py, "-m", "fastkernel", "install", "--sys-prefix"],
+        ),
+        Kernel(
+            "ipykernel",
+            "python3",
+            "ipykernel",
+            "ipykernel",
+            [py, "-m", "ipykernel", "install", "--sys-prefix"],
+        ),
+        Kernel("xeus-python", "xpython", "xeus-python", "xpython"),
+    ]
+
+
+@dataclass
+class Settings:
+    startup_runs: int  # counted starts per kernel (plus one warm-up)
+    blocks: int  # the execute measurements run in this many round-robin blocks
+    round_trips: int  # per block
+    warmup: int  # executes before the first block's round trips
+    pipelined: int  # executes per pipelined burst (one burst per block)
+    print_lines: int  # one print run per block
+
+
+FULL = Settings(startup_runs=5, blocks=3, round_trips=100, warmup=50, pipelined=1000, print_lines=50_000)
+QUICK = Settings(startup_runs=2, blocks=1, round_trips=100, warmup=20, pipelined=300, print_lines=50_000)
+
+
+# -- set-up -------------------------------------------------------------------
+
+
+def find_kernels() -> list[Kernel]:
+    """Load each kernel's spec from this environment, installing it where we may."""
+    kernels = all_kernels()
+    for k in kernels:
+        if importlib.util.find_spec(k.module) is None:
+            k.skipped = f"{k.package} is not installed (pip install -e '.[bench]')"
+            continue
+        spec_dir = KERNEL_DIR / k.spec_name
+        if not (spec_dir / "kernel.json").exists() and k.install is not None:
+            print(f"installing the {k.spec_name!r} kernelspec into {sys.prefix}", flush=True)
+            subprocess.run(k.install, check=True, stdout=subprocess.DEVNULL)
+        if not (spec_dir / "kernel.json").exists():
+            k.skipped = f"kernelspec {k.spec_name!r} not found in {KERNEL_DIR}"
+            continue
+        k.spec = KernelSpec.from_resource_dir(str(spec_dir))
+        k.version = importlib.metadata.version(k.package)
+    return kernels
+
+
+def machine() -> str:
+    cpu = platform.machine()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+# -- measuring ----------------------------------------------------------------
+
+
+def measure_startups(kernels: list[Kernel], ctx: zmq.Context, runs: int, env: dict[str, str | None]) -> None:
+    """Spawn to first kernel_info_reply, kernels in turn; the first start of each is a warm-up."""
+    for round_ in range(runs + 1):
+        for k in kernels:
+            if k.skipped:
+                continue
+            assert k.spec is not None
+            try:
+                with KernelProcess(k.spec, ctx, env) as kp:
+                    seconds = kp.start()
+            except KernelDied as err:
+                k.skipped = f"failed to start: {err}"
+                print(f"  {k.label}: {k.skipped}", flush=True)
+                continue
+            if round_ > 0:
+                k.startup.append(seconds)
+            note = " (warm-up, not counted)" if round_ == 0 else ""
+            print(f"  {k.label:<12} {seconds * 1000:6.0f} ms{note}", flush=True)
+
+
+def null_kernel() -> Kernel:
+    argv = [sys.executable, str(Path(__file__).with_name("null_kernel.py")), "-f", "{connection_file}"]
+    k = Kernel("null kernel", "", "", "zmq")
+    k.spec = KernelSpec(argv=argv, display_name="null kernel", language="python")
+    return k
+
+
+def measure_executes(
+    kernels: list[Kernel], floor: Kernel, ctx: zmq.Context, s: Settings, env: dict[str, str | None]
+) -> None:
+    """Idle RSS, then round trips, pipelined bursts and prints in round-robin blocks.
+
+    All kernels run at once but only one is driven at a time; the blocks spread any
+    background load on the machine over every kernel alike. The null kernel (the floor)
+    takes part in the round trips and pipelined bursts.
+    """
+    live: dict[str, KernelProcess] = {}
+    kernels = [*kernels, floor]
+
+    def drop(k: Kernel, err: Exception) -> None:
+        k.skipped = f"failed during measurement: {err}"
+        print(f"  {k.label}: {k.skipped}", flush=True)
+        live.pop(k.label).shutdown()
+
+    try:
+        for k in kernels:
+            if k.skipped:
+                continue
+            assert k.spec is not None
+            kp = live[k.label] = KernelProcess(k.spec, ctx, env)
+            try:
+                kp.start()
+                kp.wait_for_iopub()
+                execute(kp, "pass")
+            except (KernelDied, RuntimeError) as err:
+                drop(k, err)
+        time.sleep(0.5)
+        for k in kernels:
+            if k.label in live and k is not floor:
+                k.rss = rss_bytes(live[k.label].pid)
+                print(f"  {k.label:<12} idle RSS {k.rss / 2**20:.1f} MiB", flush=True)
+        for block in range(s.blocks):
+            for k in kernels:
+                if k.label not in live:
+                    continue
+                kp = live[k.label]
+                try:
+                    measure_block(k, kp, s, s.warmup if block == 0 else 10)
+                except (KernelDied, RuntimeError) as err:
+                    drop(k, err)
+    finally:
+        for kp in live.values():
+            kp.shutdown()
+
+
+def measure_block(k: Kernel, kp: KernelProcess, s: Settings, warmup: int) -> None:
+    rt = round_trips(kp, s.round_trips, warmup)
+    k.rt.extend(rt)
+    k.pipelined.append(pipelined(kp, s.pipelined))
+    if not k.spec_name:  # the null kernel runs no code
+        med = statistics.median(rt) * 1e3
+        print(f"  {k.label:<12} round trip {med:.3f} ms, pipelined {k.pipelined[-1]:.0f}/s", flush=True)
+        return
+    r = big_print(kp, s.print_lines)
+    k.prints.append(r)
+    exact = "exact" if r.exact else "NOT EXACT"
+    late = f", {r.late_bytes} bytes after idle" if r.late_bytes else ""
+    print(
+        f"  {k.label:<12} round trip {statistics.median(rt) * 1e3:.3f} ms, "
+        f"pipelined {k.pipelined[-1]:.0f}/s, {s.print_lines} prints {r.seconds:.3f} s "
+        f"({r.stdout_bytes}/{r.expected_bytes} bytes {exact}, {r.messages} messages{late})",
+        flush=True,
+    )
+
+
+def startup_breakdown(fk: Kernel, ctx: zmq.Context, env: dict[str, str | None], runs: int) -> dict[str, Any]:
+    """Where fastkernel's startup goes: bare interpreter start, and imports by package."""
+    assert fk.spec is not None
+    base = [sys.executable, "-c", "pass"]
+    child_env = {**os.environ, **{k: v for k, v in env.items() if v is not None}}
+    for name, value in env.items():
+        if value is None:
+            child_env.pop(name, None)
+    bare = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run(base, env=child_env, check=True)
+        bare.append(time.perf_counter() - t0)
+    argv = list(fk.spec.argv)
+    spec = KernelSpec(argv=[argv[0], "-X", "importtime", *argv[1:]], display_name="fastkernel -X importtime")
+    with KernelProcess(spec, ctx, env) as kp:
+        kp.start()
+        log_text = kp.log_path.read_text(errors="replace")
+    total, ranked = import_profile(log_text)
+    return {"bare_ms": statistics.median(bare) * 1e3, "imports_ms": total, "by_package": ranked[:8]}
+
+
+# -- main ---------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer iterations: a smoke run of a few seconds")
+    parser.add_argument("--docs", type=Path, default=DOCS, help=f"where to write the report (default {DOCS})")
+    parser.add_argument(
+        "--no-docs", action="store_true", help="print the table only; do not write the report"
+    )
+    args = parser.parse_args(argv)
+    settings = QUICK if args.quick else FULL
+    # SIGTERM (make, CI, timeout) unwinds like Ctrl-C, so the finally blocks shut kernels down.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    started = time.monotonic()
+    load_before = load_average()
+    kernels = find_kernels()
+    print(f"Python {platform.python_version()}; {machine()}; load average {load_before}")
+    for k in kernels:
+        print(f"  {k.label}: {'skipped, ' + k.skipped if k.skipped else k.version}")
+    with contextlib.suppress(OSError):
+        if os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1):
+            print("warning: the machine is busy (see the load average); figures will be noisy", flush=True)
+    if kernels[0].skipped:
+        print("fastkernel itself is unavailable; nothing to compare", file=sys.stderr)
+        return 1
+    # Every kernel reads and writes bytecode in one private cache, so none pays for compiling
+    # its sources (an editable install under PYTHONDONTWRITEBYTECODE=1 would, on every start).
+    cache = tempfile.mkdtemp(prefix="fk-bench-pycache-")
+    env: dict[str, str | None] = {"PYTHONDONTWRITEBYTECODE": None, "PYTHONPYCACHEPREFIX": cache}
+    ctx = zmq.Context()
+    breakdown: dict[str, Any] = {}
+    floor: Kernel | None = None
+    try:
+        print("startup (spawn to first kernel_info_reply):", flush=True)
+        measure_startups(kernels, ctx, settings.startup_runs, env)
+        print("executes (round-robin blocks, all kernels running):", flush=True)
+        floor = null_kernel()
+        measure_executes(kernels, floor, ctx, settings, env)
+        if not kernels[0].skipped:
+            breakdown = startup_breakdown(kernels[0], ctx, env, runs=settings.startup_runs)
+    finally:
+        shutdown_all()
+        ctx.term()
+        shutil.rmtree(cache, ignore_errors=True)
+    took = time.monotonic() - started
+    report = Report(kernels, settings, quick=args.quick, took=took, load=(load_before, load_average()))
+    report.breakdown = breakdown
+    report.floor = floor
+    print()
+    print(report.text())
+    if not args.no_docs:
+        args.docs.parent.mkdir(parents=True, exist_ok=True)
+        args.docs.write_text(report.markdown(machine=machine()), encoding="utf-8")
+        print(f"\nwrote {args.docs}")
+    print(f"took {took:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

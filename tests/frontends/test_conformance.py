@@ -1,0 +1,83 @@
+"""The jupyter_kernel_test conformance suite against fastkernel.
+
+Features that fastkernel does not have yet (completion, inspection, history, display_data,
+clear_output, pager) keep the suite's empty defaults, so those tests skip; fill in their
+samples here when the feature lands.
+"""
+
+from __future__ import annotations
+
+import jupyter_kernel_test
+import pytest
+
+import tests.spec  # noqa: F401  (teaches msgspec_v5 the iopub_welcome / comm schemas)
+from tests.conftest import KERNEL_NAME
+
+
+class FastKernelConformanceTests(jupyter_kernel_test.KernelTests):
+    kernel_name = KERNEL_NAME
+    language_name = "python"
+    file_extension = ".py"
+
+    code_hello_world = "print('hello, world')"
+    code_stderr = "import sys; print('oops', file=sys.stderr)"
+
+    complete_code_samples = [
+        "1",
+        "print('hello, world')",
+        "def f(x):\n    return x\n\n",
+        "import os",
+        "for i in range(3):\n    pass\n\n",
+        "await something()",
+    ]
+    incomplete_code_samples = [
+        "print('hello'",
+        "def f(x):",
+        "for i in range(3):\n    pass",
+        "x = [1,\n 2,",
+        "s = '''abc",
+        "@decorator",
+    ]
+    # "print('hello" (unterminated one-line string) is deliberately absent: IPython calls it
+    # incomplete, Python's compiler and fastkernel call it invalid (no next line can fix it).
+    invalid_code_samples = [
+        "import = 7q",
+        "1 +* 2",
+        "def f(:\n",
+        "x = )",
+    ]
+
+    code_generate_error = "raise ValueError('conformance boom')"
+
+    code_execute_result = [
+        {"code": "6 * 7", "result": "42"},
+        {"code": "'a' + 'b'", "result": "'ab'"},
+        {"code": "x = [1, 2]\nx + [3]", "result": "[1, 2, 3]"},
+        {"code": "None or 1.5", "result": "1.5"},
+    ]
+
+    # Not implemented in fastkernel yet: leave empty so the suite skips them.
+    completion_samples: list = []
+    code_inspect_sample = ""
+    code_history_pattern = ""
+    supported_history_operations = ()
+    code_display_data: list = []
+    code_clear_output = ""
+    code_page_something = ""
+
+    @pytest.mark.xfail(
+        strict=True,
+        reason="BUG: an indented block followed by one empty line is 'incomplete' "
+        "(interpreter/completeness.py wants two); IPython says 'complete', and jupyter console "
+        "therefore needs two blank lines to run a block (see test_console.py)",
+    )
+    def test_is_complete_block_ended_by_one_blank_line(self) -> None:
+        self.flush_channels()
+        # What jupyter console sends when Enter is pressed on the auto-indented empty line.
+        self.check_is_complete("if True:\n    x = 1\n    ", "complete")
+        self.check_is_complete("for i in range(3):\n    pass\n", "complete")
+
+
+class FastKernelIopubWelcomeTests(jupyter_kernel_test.IopubWelcomeTests):
+    kernel_name = KERNEL_NAME
+    support_iopub_welcome = True
