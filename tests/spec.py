@@ -32,6 +32,13 @@ msgspec_v5.schema_fragments.setdefault(
     {"properties": {"comm_id": {"type": "string"}, "data": {"type": "object"}}, "required": ["comm_id"]},
 )
 
+# messaging.rst defines input_request's `password` as a bool; jupyter_kernel_test's schema
+# says "number", which no kernel sends (ipykernel sends a bool too).
+msgspec_v5.schema_fragments["input_request"] = {
+    "properties": {"prompt": {"type": "string"}, "password": {"type": "boolean"}},
+    "required": ["prompt", "password"],
+}
+
 PROTOCOL_VERSION = "5.5"
 
 

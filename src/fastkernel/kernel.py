@@ -44,6 +44,9 @@ class Outlet(Protocol):
 
     def interrupt_main(self) -> None: ...
 
+    def drain_stdin(self) -> None:
+        """Drop unread stdin messages (answers to earlier, abandoned prompts)."""
+
     def wait_input_reply(self, request_id: str) -> Message:
         """Block (interruptibly) until the stdin reply to ``request_id`` arrives."""
         ...
@@ -60,6 +63,8 @@ class BadRequest(Exception):
 class Reply:
     content: Content
     metadata: dict[str, Any] | None = None
+    # Runs after the reply and the idle status are sent (abort the queue, stop serving).
+    then: Callable[[], None] | None = None
 
 
 def field(msg: Message, name: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
@@ -155,8 +160,8 @@ class Kernel:
             self.send_reply(channel, msg, reply)
         finally:
             self.publish_status("idle", msg)
-        if msg_type == "shutdown_request" and reply.content.get("status") == "ok":
-            self.outlet.stop()
+        if reply.then is not None:
+            reply.then()
 
     def _call(self, handler: Callable[[Message], Reply] | None, msg: Message, channel: str) -> Reply:
         if handler is None:
@@ -168,7 +173,10 @@ class Kernel:
             return handler(msg)
         except BadRequest as err:
             log.warning("bad request: %s", err)
-            return Reply(error_content("BadRequest", str(err)))
+            content = error_content("BadRequest", str(err))
+            if msg["msg_type"] == "execute_request":  # the spec requires it on every execute_reply
+                content["execution_count"] = self.execution_count
+            return Reply(content)
         except Exception as err:  # a kernel bug must still answer the request
             log.exception("error handling %s", msg["msg_type"])
             return Reply(error_content(type(err).__name__, f"internal error in fastkernel: {err}"))
@@ -207,7 +215,7 @@ class Kernel:
         restart = field(msg, "restart", bool, False)
         if self.interpreter.executing:  # a shutdown while a cell runs interrupts it first
             self.outlet.interrupt_main()
-        return Reply({"status": "ok", "restart": restart})
+        return Reply({"status": "ok", "restart": restart}, then=self.outlet.stop)
 
     def interrupt_request(self, msg: Message) -> Reply:
         self.outlet.interrupt_main()
@@ -219,6 +227,7 @@ class Kernel:
         store_history = field(msg, "store_history", bool, not silent) and not silent
         expressions = field(msg, "user_expressions", dict, {})
         stop_on_error = field(msg, "stop_on_error", bool, True)
+        allow_stdin = field(msg, "allow_stdin", bool, True)
         if store_history:
             self.execution_count += 1
         count = self.execution_count
@@ -226,7 +235,7 @@ class Kernel:
             self.publish("execute_input", {"code": code, "execution_count": count}, msg)
         started = utcnow_iso()
         self._parent = self.streams.parent = msg
-        self._allow_stdin = field(msg, "allow_stdin", bool, True)
+        self._allow_stdin = allow_stdin
         outcome = self.interpreter.run_cell(code, f"Cell In[{count}]", display=not silent)
         if outcome.error is not None:
             self.streams.flush()
@@ -240,14 +249,14 @@ class Kernel:
                 "status": "ok",
                 "execution_count": count,
                 "payload": outcome.payload,
-                "user_expressions": self._user_expressions(expressions),
+                "user_expressions": self.interpreter.evaluate_all(expressions),
             }
         self.streams.flush()
         self.outlet.flush_iopub()  # every output of the cell goes out before its reply
         metadata = {"started": started, "status": content["status"], "dependencies_met": True}
-        if content["status"] == "error" and stop_on_error:
-            self.abort_queued()
-        return Reply(content, metadata)
+        # Like ipykernel, a silent cell's failure does not abort what the user queued.
+        abort = content["status"] == "error" and stop_on_error and not silent
+        return Reply(content, metadata, then=self.abort_queued if abort else None)
 
     def raw_input(self, prompt: str, password: bool) -> str:
         """Ask the frontend that sent the running request for a line of input."""
@@ -260,24 +269,12 @@ class Kernel:
         if threading.current_thread() is not threading.main_thread():
             raise StdinNotImplementedError("input() is only available on the kernel's main thread")
         self.streams.flush()  # output before the prompt shows before it
+        self.outlet.drain_stdin()
         request = self.factory.msg("input_request", {"prompt": prompt, "password": password}, parent)
         self.outlet.send("stdin", request, parent.get("idents"))
         reply = self.outlet.wait_input_reply(request["header"]["msg_id"])
         value = reply["content"].get("value", "") if isinstance(reply["content"], dict) else ""
         return str(value)
-
-    def _user_expressions(self, expressions: dict[str, Any]) -> dict[str, Any]:
-        results: dict[str, Any] = {}
-        for name, expression in expressions.items():
-            try:
-                if not isinstance(expression, str):
-                    raise TypeError(f"user expression must be a string, got {type(expression).__name__}")
-                data, metadata = self.interpreter.evaluate(expression)
-                results[name] = {"status": "ok", "data": data, "metadata": metadata}
-            except BaseException as err:
-                error = self.interpreter.format_exception(err)
-                results[name] = error_content(error.ename, error.evalue, error.traceback)
-        return results
 
     def abort_queued(self) -> None:
         """Answer already-queued execute requests without running them (stop_on_error)."""

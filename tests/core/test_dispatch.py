@@ -74,6 +74,9 @@ class RecordingOutlet:
     def stop(self) -> None:
         self.calls.append(("stop",))
 
+    def drain_stdin(self) -> None:
+        self.calls.append(("drain_stdin",))
+
     def wait_input_reply(self, msg_id: str) -> Message:
         self.calls.append(("wait_input_reply", msg_id))
         raise AssertionError("no test here sends input")
@@ -432,12 +435,6 @@ def test_user_expression_that_is_not_a_string_is_an_error_for_that_key_only(
     assert results["number"]["status"] == "error"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: user_expressions errors are formatted with Interpreter.format_exception, which only trims "
-    "frames of interpreter/core.py; the traceback starts in kernel.py (_user_expressions) so the user sees "
-    "fastkernel's own frames (kernel.py, core.py evaluate) above the '<user_expression>' line",
-)
 def test_user_expression_traceback_shows_no_kernel_internals(kernel: Kernel, outlet: RecordingOutlet) -> None:
     execute(kernel, "x = 6", user_expressions={"bad": "1 / 0"})
     traceback = outlet.reply().content["user_expressions"]["bad"]["traceback"]
@@ -508,6 +505,13 @@ def test_stop_on_error_false_leaves_the_queue_alone(kernel: Kernel, outlet: Reco
     assert outlet.reply().content["ename"] == "ZeroDivisionError"
 
 
+def test_silent_failure_leaves_the_queue_alone(kernel: Kernel, outlet: RecordingOutlet) -> None:
+    queued = queue_three(outlet)  # as in ipykernel: a silent (tool) cell cannot abort user cells
+    execute(kernel, "1 / 0", silent=True)
+    assert outlet.count("drain_shell") == 0
+    assert outlet.queued == list(queued)
+
+
 def test_success_leaves_the_queue_alone(kernel: Kernel, outlet: RecordingOutlet) -> None:
     queued = queue_three(outlet)
     execute(kernel, "1 / 1")
@@ -515,14 +519,6 @@ def test_success_leaves_the_queue_alone(kernel: Kernel, outlet: RecordingOutlet)
     assert outlet.queued == list(queued)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Kernel.execute_request calls abort_queued() before returning its Reply, so the queued "
-    "requests' busy/reply/idle are sent before the failing request's own reply and idle. Replies then "
-    "arrive out of request order (a client that waits for the failing cell's reply and then for the "
-    "next one, as BlockingKernelClient._recv_reply does, discards the later reply and hangs), and an "
-    "idle status goes out while the kernel is still busy. ipykernel sends the reply, then aborts.",
-)
 def test_failing_request_is_answered_before_queued_ones_are_aborted(
     kernel: Kernel, outlet: RecordingOutlet
 ) -> None:
@@ -552,16 +548,7 @@ def test_failing_request_is_answered_before_queued_ones_are_aborted(
         ({"code": "1", "store_history": "no"}, "'store_history'"),
         ({"code": "1", "user_expressions": ["x"]}, "'user_expressions'"),
         ({"code": "1", "stop_on_error": "false"}, "'stop_on_error'"),
-        pytest.param(
-            {"code": "1", "allow_stdin": "no"},
-            "'allow_stdin'",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG: Kernel.execute_request checks allow_stdin only after it has incremented "
-                "execution_count and published execute_input, so a malformed allow_stdin shows the cell "
-                "as started (execute_input, number used up) and then answers BadRequest without running it",
-            ),
-        ),
+        ({"code": "1", "allow_stdin": "no"}, "'allow_stdin'"),
     ],
 )
 def test_malformed_execute_request_gets_bad_request_reply(
@@ -575,6 +562,7 @@ def test_malformed_execute_request_gets_bad_request_reply(
     assert reply["status"] == "error"
     assert reply["ename"] == "BadRequest"
     assert named in reply["evalue"]
+    assert reply["execution_count"] == 0  # required in every execute_reply
     outlet.clear()  # nothing ran, and no execution number was used up
     execute(kernel, "1")
     assert outlet.reply().content["execution_count"] == 1

@@ -138,3 +138,22 @@ class Interpreter:
             compile(expression, "<user_expression>", "eval", self.future_flags, True), self.namespace
         )
         return format_object(value)
+
+    def evaluate_all(self, expressions: dict[str, Any]) -> dict[str, Any]:
+        """``user_expressions``: a MIME bundle per name, or an error dict for that name alone."""
+        results: dict[str, Any] = {}
+        for name, expression in expressions.items():
+            try:
+                if not isinstance(expression, str):
+                    raise TypeError(f"user expression must be a string, got {type(expression).__name__}")
+                data, metadata = self.evaluate(expression)
+                results[name] = {"status": "ok", "data": data, "metadata": metadata}
+            except BaseException as err:  # any failure is that expression's own result
+                error = self.format_exception(err)
+                results[name] = {
+                    "status": "error",
+                    "ename": error.ename,
+                    "evalue": error.evalue,
+                    "traceback": error.traceback,
+                }
+        return results

@@ -229,6 +229,16 @@ class ControlThread(threading.Thread):
                 server.receive_all(server.control, "control")
 
 
+def _answers(msg: Message, request_id: str) -> bool:
+    """Whether ``msg`` is the input_reply to ``request_id``.
+
+    jupyter_client's ``KernelClient.input`` sends its reply without a parent header, so an
+    unparented input_reply answers the outstanding request; a parented one must match it.
+    """
+    parent_id = msg["parent_header"].get("msg_id") if isinstance(msg["parent_header"], dict) else None
+    return msg["msg_type"] == "input_reply" and parent_id in (None, "", request_id)
+
+
 class KernelServer:
     """Binds the five sockets and runs the threads described in the module docstring."""
 
@@ -301,10 +311,15 @@ class KernelServer:
             if not self.stdin.poll(100):
                 continue
             msg = self._parse(self.stdin.recv_multipart(), "stdin")
-            if msg is not None and msg["parent_header"].get("msg_id") == request_id:
+            if msg is not None and _answers(msg, request_id):
                 return msg
             log.debug("ignoring stale stdin message %s", msg and msg["msg_type"])
         raise EOFError("the kernel is shutting down")
+
+    def drain_stdin(self) -> None:
+        """Drop stdin messages left over from earlier prompts before asking again."""
+        while self.stdin.poll(0):
+            self.stdin.recv_multipart()
 
     def interrupt_main(self) -> None:
         if self._main_thread_id is not None:
