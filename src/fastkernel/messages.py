@@ -47,7 +47,7 @@ class MessageFactory:
         metadata: dict[str, Any] | None = None,
         buffers: list[bytes] | None = None,
     ) -> Message:
-        return {
+        msg = {
             "header": self.header(msg_type),
             "msg_type": msg_type,
             "parent_header": dict(parent["header"]) if parent else {},
@@ -55,6 +55,9 @@ class MessageFactory:
             "content": content,
             "buffers": buffers or [],
         }
+        if parent and "header_frame" in parent:
+            msg["parent_frame"] = parent["header_frame"]  # the request's header, already JSON
+        return msg
 
 
 def error_content(ename: str, evalue: str, traceback: list[str] | None = None) -> dict[str, Any]:

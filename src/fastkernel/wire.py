@@ -86,15 +86,24 @@ def _dumps(obj: Any, default: Callable[[Any], Any], allow_nan: bool, ensure_asci
     )
 
 
+_DECODER = json.JSONDecoder()
+# The common case reuses one encoder: json.dumps with options builds a new one per call.
+_FAST_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_json_default
+)
+
+
 def pack(obj: Any) -> bytes:
     """Serialize ``obj`` as compact UTF-8 JSON that every Jupyter client can parse.
 
     NaN and infinities become null, and the result is always valid UTF-8: lone surrogates
     (undecodable file names reach Python that way) are written as ``\\udcxx`` escapes.
     """
+    if not obj and isinstance(obj, dict):
+        return b"{}"  # most metadata and many parent headers
     default, allow_nan = _json_default, False
     try:
-        text = _dumps(obj, default, allow_nan, ensure_ascii=False)
+        text = _FAST_ENCODER.encode(obj)
     except ValueError:  # NaN or infinity somewhere (or a circular structure, raised again below)
         # Every value is cleaned; allow_nan only lets a NaN dict key through, as the string "NaN".
         obj, default, allow_nan = _clean_floats(obj), _clean_default, True
@@ -113,7 +122,12 @@ def utcnow_iso() -> str:
     now = time.time()
     seconds = int(now)
     micros = int((now - seconds) * 1_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"
+    if seconds != _second_cache[0]:  # strftime once per second, not once per message
+        _second_cache[:] = [seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))]
+    return f"{_second_cache[1]}.{micros:06d}Z"
+
+
+_second_cache: list[Any] = [None, ""]
 
 
 def new_msg_id() -> str:
@@ -266,7 +280,7 @@ class WireCodec:
     def serialize(self, msg: Message, idents: list[bytes] | None = None) -> list[bytes]:
         json_frames = [
             pack(msg["header"]),
-            pack(msg.get("parent_header") or {}),
+            msg.get("parent_frame") or pack(msg.get("parent_header") or {}),
             pack(msg.get("metadata") or {}),
             pack(msg.get("content") or {}),
         ]
@@ -298,6 +312,7 @@ class WireCodec:
             "problems": problems,
             "idents": [bytes(f) for f in frames[:delim_at]],
             "header": header,
+            "header_frame": json_frames[0],  # replies reuse it as their parent_header frame
             "msg_id": header.get("msg_id", ""),
             "msg_type": header["msg_type"],
             "parent_header": parent if isinstance(parent, dict) else {},
@@ -343,6 +358,9 @@ class WireCodec:
     @staticmethod
     def _parse(frame: bytes) -> Any:
         try:
-            return json.loads(frame)
-        except (ValueError, UnicodeDecodeError) as err:
-            raise WireRejected("bad_json", str(err)[:80]) from None
+            # The wire is UTF-8 (no BOM sniffing as json.loads does for bytes); the shared
+            # decoder skips json.loads' per-call checks.
+            return _DECODER.decode(frame.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError, RecursionError) as err:
+            # RecursionError: nesting deeper than the parser's stack (a few thousand '[').
+            raise WireRejected("bad_json", str(err)[:80] or type(err).__name__) from None

@@ -219,11 +219,6 @@ def test_unparseable_side_frames_still_get_exactly_one_reply(kernel: KernelHarne
 DEEP_JSON = b"[" * 5000 + b"]" * 5000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: json.loads raises RecursionError (not ValueError) on deeply nested content; "
-    "WireCodec._parse lets it escape receive_all, which kills the main thread: the kernel exits",
-)
 def test_deeply_nested_content_on_shell_is_answered(fresh_kernel: KernelHarness) -> None:
     msg_id = fresh_kernel.send_frames("execute_request", content=DEEP_JSON)
     reply = fresh_kernel.get_reply(msg_id, timeout=2)
@@ -232,12 +227,6 @@ def test_deeply_nested_content_on_shell_is_answered(fresh_kernel: KernelHarness)
     _assert_kernel_works(fresh_kernel)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: json.loads raises RecursionError (not ValueError) on deeply nested content; "
-    "WireCodec._parse lets it escape, which kills the fastkernel-control thread: "
-    "no reply, and control (interrupt, shutdown) is dead from then on",
-)
 def test_deeply_nested_content_on_control_is_answered(fresh_kernel: KernelHarness) -> None:
     msg_id = fresh_kernel.send_frames("kernel_info_request", "control", content=DEEP_JSON)
     try:

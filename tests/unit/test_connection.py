@@ -198,12 +198,6 @@ def test_written_file_reads_back_identically(tmp_path: Path) -> None:
     assert data["shell_port"] == 1 and data["key"] == "written-key" and data["transport"] == "tcp"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: write_connection_file opens '<name>.tmp' with O_CREAT|O_TRUNC but no O_EXCL, so a "
-    "pre-existing temp file (or a symlink planted there in a shared runtime dir) keeps its own "
-    "mode/owner/target and the key ends up readable by others; the mode 0600 only applies to new files",
-)
 def test_stale_temp_file_cannot_make_the_written_file_readable(tmp_path: Path) -> None:
     path = tmp_path / "kernel.json"
     stale = tmp_path / "kernel.json.tmp"
@@ -211,6 +205,19 @@ def test_stale_temp_file_cannot_make_the_written_file_readable(tmp_path: Path) -
     stale.chmod(0o644)
     write_connection_file(path, sample_info())
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_existing_readable_file_or_symlink_is_replaced_not_written_through(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere.json"
+    target.write_text("{}")
+    target.chmod(0o644)
+    path = tmp_path / "kernel.json"
+    path.symlink_to(target)
+    write_connection_file(path, sample_info())
+    assert not path.is_symlink()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert target.read_text() == "{}"  # the key never went through the planted link
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere.json", "kernel.json"]  # no temp left
 
 
 # -- runtime dir ------------------------------------------------------------------------------

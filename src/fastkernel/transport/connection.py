@@ -80,11 +80,19 @@ def read_connection_file(path: Path) -> ConnectionInfo:
 def write_connection_file(path: Path, info: ConnectionInfo) -> None:
     """Write ``info`` to ``path`` readable by its owner only."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(info.to_dict(), f, indent=1)
-    os.replace(tmp, path)
+    # A fresh, unguessable temp name opened with O_EXCL (and O_NOFOLLOW): nothing planted in a
+    # shared runtime dir (a stale file, a symlink) can lend the key its own mode or target.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(tmp, flags, stat.S_IRUSR | stat.S_IWUSR)
+    try:
+        os.fchmod(fd, stat.S_IRUSR | stat.S_IWUSR)  # whatever the umask did
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(info.to_dict(), f, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def runtime_dir() -> Path:
