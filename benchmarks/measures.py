@@ -10,6 +10,7 @@ from typing import Any
 from client import Client, KernelProcess, Msg
 
 PRINT_CODE = "for i in range({n}):\n    print(i)"
+FLUSHED_PRINT_CODE = "for i in range({n}):\n    print(i, flush=True)"
 
 
 class Waiter:
@@ -88,8 +89,12 @@ class PrintResult:
         return self.exact and self.late_bytes == 0
 
 
-def big_print(kernel: KernelProcess, lines: int, grace: float = 0.3) -> PrintResult:
-    """Time `print` of ``lines`` lines and check every byte arrives before idle."""
+def big_print(kernel: KernelProcess, lines: int, grace: float = 0.3, flush: bool = False) -> PrintResult:
+    """Time `print` of ``lines`` lines and check every byte arrives before idle.
+
+    With ``flush``, every print flushes (``print(i, flush=True)``): a kernel that sends a
+    message per flush shows it in the message count.
+    """
     client = kernel.client
     expected = "".join(f"{i}\n" for i in range(lines))
     chunks: list[str] = []
@@ -106,7 +111,7 @@ def big_print(kernel: KernelProcess, lines: int, grace: float = 0.3) -> PrintRes
             waiter.on_iopub(msg)
 
     t0 = time.perf_counter()
-    msg_id = client.execute(PRINT_CODE.format(n=lines))
+    msg_id = client.execute((FLUSHED_PRINT_CODE if flush else PRINT_CODE).format(n=lines))
     client.pump(
         lambda: msg_id in waiter.replies and msg_id in waiter.idle,
         on_shell=waiter.on_shell,

@@ -26,29 +26,32 @@ class Row:
     target: str = ""  # "<= 0.75" or ">= 1.5", on fastkernel / target_peer
 
 
-def median_print(k: Any) -> PrintResult | None:
-    if not k.prints:
-        return None
-    return sorted(k.prints, key=lambda r: r.seconds)[len(k.prints) // 2]
+def print_values(runs: list[PrintResult], key: str) -> dict[str, Any]:
+    """The median run's time, bytes and message count, keyed ``key``, ``key_bytes``, ``key_msgs``."""
+    if not runs:
+        return {}
+    p = sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
+    complete = all(r.complete for r in runs)
+    return {
+        key: p.seconds,
+        f"{key}_bytes": f"{p.stdout_bytes:,} / {p.expected_bytes:,}" + ("" if complete else " (LOST)"),
+        f"{key}_msgs": p.messages,
+    }
 
 
 def values(k: Any) -> dict[str, Any]:
     """The figures of one kernel, keyed like :class:`Row`; empty when it was skipped."""
     if k.skipped or not k.rt:
         return {}
-    p = median_print(k)
-    assert p is not None
-    complete = all(r.complete for r in k.prints)
     return {
         "startup": statistics.median(k.startup) * 1e3 if k.startup else None,
         "rt": statistics.median(k.rt) * 1e3,
         "rt99": percentile(k.rt, 0.99) * 1e3,
         "pipelined": statistics.median(k.pipelined),
-        "print": p.seconds,
-        "print_bytes": f"{p.stdout_bytes:,} / {p.expected_bytes:,}" + ("" if complete else " (LOST)"),
-        "print_msgs": p.messages,
+        **print_values(k.prints, "print"),
+        **print_values(k.flushed, "flush"),
         "rss": k.rss / 2**20 if k.rss else None,
-        "complete": complete,
+        "complete": all(r.complete for r in k.prints),
     }
 
 
@@ -103,6 +106,14 @@ class Report:
             ),
             Row("bytes", "    stdout bytes received / expected", "print_bytes", "{}", ratio=False),
             Row("messages", "    stream messages", "print_msgs", "{:,}", ratio=False),
+            Row(
+                "flushed print time",
+                f"{s.print_lines:,}-line print, flush=True each, s to reply + idle (median of {s.blocks})",
+                "flush",
+                "{:.3f}",
+            ),
+            Row("flushed bytes", "    stdout bytes received / expected", "flush_bytes", "{}", ratio=False),
+            Row("flushed messages", "    stream messages", "flush_msgs", "{:,}", ratio=False),
             Row(
                 "idle RSS",
                 "idle RSS after startup + 1 execute, MiB",
@@ -274,6 +285,8 @@ All kernels read and write bytecode in one private cache (`PYTHONPYCACHEPREFIX`,
   message for the request is collected, joined and compared with the exact expected text;
   output arriving up to 0.3 s after idle is counted as late. "(LOST)" marks a kernel where any
   run was not exact, or had late output.
+- **print, flush=True each**: the same with `print(i, flush=True)`, so that a kernel which
+  sends a message per flush shows it in the message count; checked the same way.
 - **idle RSS**: `VmRSS` of the launched process (`/proc/PID/status`), 0.5 s after startup and
   one `pass` execute.
 

@@ -59,6 +59,7 @@ class Kernel:
     rt: list[float] = field(default_factory=list)
     pipelined: list[float] = field(default_factory=list)
     prints: list[PrintResult] = field(default_factory=list)
+    flushed: list[PrintResult] = field(default_factory=list)  # the same prints, each flushed
 
 
 def all_kernels() -> list[Kernel]:
@@ -223,14 +224,21 @@ def measure_block(k: Kernel, kp: KernelProcess, s: Settings, warmup: int) -> Non
         return
     r = big_print(kp, s.print_lines)
     k.prints.append(r)
-    exact = "exact" if r.exact else "NOT EXACT"
-    late = f", {r.late_bytes} bytes after idle" if r.late_bytes else ""
     print(
         f"  {k.label:<12} round trip {statistics.median(rt) * 1e3:.3f} ms, "
-        f"pipelined {k.pipelined[-1]:.0f}/s, {s.print_lines} prints {r.seconds:.3f} s "
-        f"({r.stdout_bytes}/{r.expected_bytes} bytes {exact}, {r.messages} messages{late})",
+        f"pipelined {k.pipelined[-1]:.0f}/s, {s.print_lines} prints {describe(r)}",
         flush=True,
     )
+    f = big_print(kp, s.print_lines, flush=True)
+    k.flushed.append(f)
+    print(f"  {k.label:<12} {s.print_lines} prints with flush=True {describe(f)}", flush=True)
+
+
+def describe(r: PrintResult) -> str:
+    exact = "exact" if r.exact else "NOT EXACT"
+    late = f", {r.late_bytes} bytes after idle" if r.late_bytes else ""
+    received = f"{r.stdout_bytes}/{r.expected_bytes} bytes {exact}"
+    return f"{r.seconds:.3f} s ({received}, {r.messages} messages{late})"
 
 
 def startup_breakdown(fk: Kernel, ctx: zmq.Context, env: dict[str, str | None], runs: int) -> dict[str, Any]:

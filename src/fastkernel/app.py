@@ -65,6 +65,31 @@ class FastKernelApp(Application):
         "error",
         help="Reply status for execute requests skipped after an error: 'error' or the legacy 'aborted'.",
     ).tag(config=True)
+    output_cache_entries = Integer(
+        1000,
+        min=0,
+        help="Most results kept in Out and _N (oldest evicted first); 0 keeps none, not even in _.",
+    ).tag(config=True)
+    output_cache_bytes = Integer(
+        512 * 2**20,
+        min=0,
+        help="Most estimated bytes of results kept in Out and _N (oldest evicted first); "
+        "a larger single result is shown and kept in _ only.",
+    ).tag(config=True)
+    capture_fd_output = Bool(
+        True,
+        help="Send what is written to file descriptors 1 and 2 (subprocesses, os.system, C code) "
+        "to the running cell; the kernel's own log still goes to the real stderr.",
+    ).tag(config=True)
+    output_limit = Integer(
+        0,
+        min=0,
+        help="Most stdout/stderr characters shown per cell: past it, the head and the tail are "
+        "kept and a line says how many characters were left out. 0: no limit.",
+    ).tag(config=True)
+    max_stream_message = Integer(
+        1 << 20, min=1, help="Most characters in one stream message; longer output is split."
+    ).tag(config=True)
 
     aliases = {
         "f": "FastKernelApp.connection_file",
@@ -72,7 +97,11 @@ class FastKernelApp(Application):
         "max-message-bytes": "FastKernelApp.max_message_bytes",
         "replay-history": "FastKernelApp.replay_history",
         "stream-flush-interval": "FastKernelApp.stream_flush_interval",
+        "output-limit": "FastKernelApp.output_limit",
+        "max-stream-message": "FastKernelApp.max_stream_message",
         "stop-on-error-reply": "FastKernelApp.stop_on_error_reply",
+        "output-cache-entries": "FastKernelApp.output_cache_entries",
+        "output-cache-bytes": "FastKernelApp.output_cache_bytes",
         "log-level": "Application.log_level",
     }
     flags = {
@@ -81,6 +110,10 @@ class FastKernelApp(Application):
             "Accept an empty key: messages are neither signed nor verified.",
         ),
         "debug": ({"Application": {"log_level": logging.DEBUG}}, "Log at DEBUG level."),
+        "no-capture-fd-output": (
+            {"FastKernelApp": {"capture_fd_output": False}},
+            "Leave file descriptors 1 and 2 alone: output of subprocesses and C code is not sent.",
+        ),
     }
 
     def _log_level_default(self) -> int:
@@ -105,6 +138,9 @@ class FastKernelApp(Application):
         self.update_config(cli_config)  # type: ignore[arg-type]  # the command line wins over config files
 
     def start(self) -> None:
+        # Application.log_level configures the app's own logger; the kernel logs as "fastkernel".
+        level: Any = self.log_level  # traitlets has already turned a name into its number
+        log.setLevel(level)
         sys.exit(run_kernel(self))
 
 
@@ -134,6 +170,22 @@ def _sigint_handler(kernel: Any) -> Any:
     return on_sigint
 
 
+def _sigterm_handler(server: Any) -> Any:
+    def on_sigterm(signum: int, frame: Any) -> None:
+        log.info("SIGTERM received: shutting down")
+        server.stop_soon()  # the serve loop returns and _serve's cleanup runs
+
+    return on_sigterm
+
+
+def _parent_pid_to_watch() -> int | None:
+    """The parent to outlive no longer, when a Jupyter frontend launched us (JPY_PARENT_PID)."""
+    if not os.environ.get("JPY_PARENT_PID"):
+        return None
+    ppid = os.getppid()
+    return ppid if ppid > 1 else None
+
+
 def run_kernel(app: FastKernelApp) -> int:
     """Bind, serve until shutdown, clean up. Return the process exit code."""
     from fastkernel.kernel import Kernel
@@ -157,6 +209,7 @@ def run_kernel(app: FastKernelApp) -> int:
     codec = WireCodec(signer, max_bytes=app.max_message_bytes, replay_history=app.replay_history)
     needs_write = created or 0 in info.ports.values()
     server = KernelServer(info, codec, app.max_message_bytes)
+    server.parent_pid = _parent_pid_to_watch()
     path = _connection_path(app)
     if needs_write:
         write_connection_file(path, info)
@@ -169,13 +222,30 @@ def run_kernel(app: FastKernelApp) -> int:
         connection_info=info.to_dict(),
         stream_interval=app.stream_flush_interval,
         stop_on_error_reply=app.stop_on_error_reply,
+        output_cache_entries=app.output_cache_entries,
+        output_cache_bytes=app.output_cache_bytes,
     )
     server.dispatch = kernel.dispatch
+    server.event_loop = lambda: getattr(kernel.interpreter, "event_loop", None)
     server.make_welcome = lambda topic: factory.msg(
         "iopub_welcome", {"subscription": topic.decode("utf-8", "replace")}
     )
     server.iopub_thread.on_flush_due = kernel.streams.flush
+    _wire_output(app, server, kernel)
     return _serve(server, kernel, path if created else None)
+
+
+def _wire_output(app: FastKernelApp, server: Any, kernel: Any) -> None:
+    """Stream message bounds, and capture of fds 1 and 2 (started with the server's threads)."""
+    kernel.streams.max_message = app.max_stream_message
+    kernel.streams.output_limit = app.output_limit
+    if not app.capture_fd_output:
+        return
+    from fastkernel.transport.fdcapture import FdCapture
+
+    server.fd_capture = FdCapture(kernel.streams.write, kernel.streams.flush, logger=log)
+    kernel.streams.sources.append(server.fd_capture.drain)  # the barrier before results and replies
+    kernel.stdout.fd, kernel.stderr.fd = 1, 2  # so subprocess.run(stdout=sys.stdout) works
 
 
 def _serve(server: Any, kernel: Any, created_path: Path | None) -> int:
@@ -186,6 +256,7 @@ def _serve(server: Any, kernel: Any, created_path: Path | None) -> int:
     kernel.interpreter.install_as_main()
     install_input_hook(kernel.raw_input)
     signal.signal(signal.SIGINT, _sigint_handler(kernel))
+    signal.signal(signal.SIGTERM, _sigterm_handler(server))
     try:
         server.start_threads()
         kernel.publish_status("starting", None)

@@ -18,6 +18,7 @@ from fastkernel.interpreter.completeness import is_complete
 from fastkernel.interpreter.core import Interpreter
 from fastkernel.interpreter.formatting import format_object
 from fastkernel.interpreter.inputs import StdinNotImplementedError
+from fastkernel.interpreter.outcache import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES
 from fastkernel.interpreter.streams import KernelStream
 from fastkernel.messages import MessageFactory, error_content, kernel_info_content
 from fastkernel.outputs import StreamCoalescer
@@ -96,6 +97,8 @@ class Kernel:
         connection_info: dict[str, Any] | None = None,
         stream_interval: float = 0.05,
         stop_on_error_reply: str = "error",
+        output_cache_entries: int = DEFAULT_MAX_ENTRIES,
+        output_cache_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.outlet = outlet
         self.factory = factory or MessageFactory()
@@ -103,12 +106,14 @@ class Kernel:
         self.execution_count = 0
         self.stop_on_error_reply = stop_on_error_reply
         self.interpreter = Interpreter(on_result=self._publish_result)
+        self.interpreter.history.set_limits(output_cache_entries, output_cache_bytes)
         self.streams = StreamCoalescer(self._publish_stream, outlet.schedule_stream_flush, stream_interval)
         self.stdout = KernelStream("stdout", self.streams.write)
         self.stderr = KernelStream("stderr", self.streams.write)
         self._parent: Message | None = None
         self._allow_stdin = False
         self._unknown_logged: set[str] = set()
+        self.published = 0  # iopub messages so far: tells whether a cell produced output
         self.shell_handlers: dict[str, Callable[[Message], Reply]] = {
             "execute_request": self.execute_request,
             "kernel_info_request": self.kernel_info_request,
@@ -129,6 +134,7 @@ class Kernel:
     # -- publishing -------------------------------------------------------
 
     def publish(self, msg_type: str, content: Content, parent: Message | None) -> None:
+        self.published += 1
         self.outlet.send("iopub", self.factory.msg(msg_type, content, parent))
 
     def publish_status(self, state: str, parent: Message | None) -> None:
@@ -138,9 +144,9 @@ class Kernel:
         self.publish("stream", {"name": name, "text": text}, parent)
 
     def _publish_result(self, value: Any) -> None:
-        self.streams.flush()  # keep prints of the cell before its result
+        self.streams.sync()  # keep prints of the cell (fd output too) before its result
         data, metadata = format_object(value)
-        self.interpreter.namespace["_"] = value
+        self.interpreter.history.record_output(value)  # _, Out[n], _n when the cell stores history
         content = {"execution_count": self.execution_count, "data": data, "metadata": metadata}
         self.publish("execute_result", content, self._parent)
 
@@ -234,9 +240,13 @@ class Kernel:
         if not silent:
             self.publish("execute_input", {"code": code, "execution_count": count}, msg)
         started = utcnow_iso()
-        self._parent = self.streams.parent = msg
+        published_before = self.published
+        self._parent = msg
         self._allow_stdin = allow_stdin
-        outcome = self.interpreter.run_cell(code, f"Cell In[{count}]", display=not silent)
+        with self.streams.cell(msg):  # output goes to msg, also from threads and tasks the cell starts
+            outcome = self.interpreter.run_cell(
+                code, f"Cell In[{count}]", display=not silent, count=count, store_history=store_history
+            )
         if outcome.error is not None:
             self.streams.flush()
             error = outcome.error
@@ -252,7 +262,8 @@ class Kernel:
                 "user_expressions": self.interpreter.evaluate_all(expressions),
             }
         self.streams.flush()
-        self.outlet.flush_iopub()  # every output of the cell goes out before its reply
+        if self.published != published_before:
+            self.outlet.flush_iopub()  # every output of the cell goes out before its reply
         metadata = {"started": started, "status": content["status"], "dependencies_met": True}
         # Like ipykernel, a silent cell's failure does not abort what the user queued.
         abort = content["status"] == "error" and stop_on_error and not silent
@@ -268,7 +279,7 @@ class Kernel:
             )
         if threading.current_thread() is not threading.main_thread():
             raise StdinNotImplementedError("input() is only available on the kernel's main thread")
-        self.streams.flush()  # output before the prompt shows before it
+        self.streams.sync()  # output before the prompt (fd output too) shows before it
         self.outlet.drain_stdin()
         request = self.factory.msg("input_request", {"prompt": prompt, "password": password}, parent)
         self.outlet.send("stdin", request, parent.get("idents"))

@@ -306,12 +306,6 @@ def test_no_connection_file_creates_one(env: dict[str, str], launch: Callable[..
     assert not path.exists(), "the kernel must remove the connection file it created"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the 'jupyter console --existing' hint is logged at INFO on the 'fastkernel' logger, "
-    "whose level the app never sets (traitlets configures the 'FastKernelApp' logger), "
-    "so it never appears on stderr, not even with --log-level=INFO",
-)
 def test_no_connection_file_logs_how_to_connect(env: dict[str, str], launch: Callable[..., Launched]) -> None:
     kernel, path, _ = _start_without_connection_file(env, launch)
     kc = _client(path)
@@ -325,11 +319,6 @@ def test_no_connection_file_logs_how_to_connect(env: dict[str, str], launch: Cal
     assert str(path) in stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: no SIGTERM handler, so `kill PID` on a kernel started without -f ends it "
-    "without the cleanup in _serve's finally: its kernel-*.json stays in the runtime dir",
-)
 def test_sigterm_removes_a_created_connection_file(
     env: dict[str, str], launch: Callable[..., Launched]
 ) -> None:
@@ -356,3 +345,81 @@ def test_help_documents_the_options() -> None:
     assert "-f" in result.stdout
     assert "--allow-insecure" in result.stdout
     assert "connection" in result.stdout.lower()
+
+
+def _run_sleeping_cell(kc: BlockingKernelClient) -> None:
+    """Start a 60 s cell and return once it is running."""
+    msg_id = kc.execute("print('sleeping', flush=True)\nimport time\ntime.sleep(60)")
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        msg = kc.get_iopub_msg(timeout=TIMEOUT)
+        validate(msg)
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+            return
+    pytest.fail("the cell did not start")
+
+
+def test_sigterm_during_a_cell_stops_the_kernel_cleanly(
+    env: dict[str, str], launch: Callable[..., Launched]
+) -> None:
+    kernel, path, _ = _start_without_connection_file(env, launch)
+    kc = _client(path)
+    try:
+        _run_sleeping_cell(kc)
+        kernel.proc.terminate()
+        assert kernel.wait(timeout=5) == 0, kernel.stderr
+    finally:
+        kc.stop_channels()
+    assert not path.exists()
+
+
+def test_kernel_exits_when_its_launcher_dies_even_during_a_cell(tmp_path: Path, env: dict[str, str]) -> None:
+    path = tmp_path / "kernel.json"
+    _write_connection_file(path)
+    # A launcher process that starts the kernel as jupyter_client does (JPY_PARENT_PID), reports
+    # the kernel's pid, then waits to be killed.
+    launcher_code = (
+        "import os, subprocess, sys\n"
+        "env = dict(os.environ, JPY_PARENT_PID=str(os.getpid()))\n"
+        "quiet = dict(stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        f"p = subprocess.Popen([sys.executable, '-m', 'fastkernel', '-f', {str(path)!r}], env=env, **quiet)\n"
+        "print(p.pid, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", launcher_code], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert launcher.stdout is not None
+    kernel_pid = int(launcher.stdout.readline())
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not _ports_written(path)() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        kc = _client(path)
+        try:
+            _run_sleeping_cell(kc)
+            launcher.kill()
+            launcher.wait(timeout=TIMEOUT)
+            deadline = time.monotonic() + 5  # checked once a second
+            while _pid_alive(kernel_pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not _pid_alive(kernel_pid), "the orphaned kernel kept running"
+        finally:
+            kc.stop_channels()
+    finally:
+        if _pid_alive(kernel_pid):
+            os.kill(kernel_pid, 9)
+        launcher.kill()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # An exited child of the dead launcher is reaped by init; until then it is a zombie.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return False

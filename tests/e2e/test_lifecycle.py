@@ -134,3 +134,39 @@ def test_shutdown_while_a_cell_runs(fresh_kernel: KernelHarness) -> None:
     execute_reply = kernel.get_reply(msg_id, timeout=5)
     assert execute_reply["content"]["status"] == "error"
     assert execute_reply["content"]["ename"] == "KeyboardInterrupt"
+
+
+def test_output_before_the_first_iopub_subscriber_is_held_for_it() -> None:
+    """A client that sends a cell before its iopub socket has subscribed still gets its output."""
+    from jupyter_client.manager import KernelManager
+
+    from tests.conftest import KERNEL_NAME
+
+    km = KernelManager(kernel_name=KERNEL_NAME)
+    km.start_kernel()
+    kc = km.client()
+    try:
+        kc.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
+        msg_id = kc.execute("print('early bird')")
+        reply = kc.get_shell_msg(timeout=20)
+        validate(reply, "execute_reply", msg_id)
+        kc.iopub_channel.start()
+        seen = []
+        while not (
+            seen
+            and seen[-1]["msg_type"] == "status"
+            and seen[-1]["parent_header"].get("msg_id") == msg_id
+            and seen[-1]["content"]["execution_state"] == "idle"
+        ):
+            msg = kc.get_iopub_msg(timeout=10)
+            validate(msg)
+            seen.append(msg)
+        types = [m["msg_type"] for m in seen]
+        assert types[0] == "iopub_welcome", types
+        assert "status" in types[1:] and seen[1]["content"].get("execution_state") == "starting", types
+        cell = [m for m in seen if m["parent_header"].get("msg_id") == msg_id]
+        assert [m["msg_type"] for m in cell] == ["status", "execute_input", "stream", "status"]
+        assert cell[2]["content"]["text"] == "early bird\n"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)

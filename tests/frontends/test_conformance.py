@@ -8,7 +8,6 @@ samples here when the feature lands.
 from __future__ import annotations
 
 import jupyter_kernel_test
-import pytest
 
 import tests.spec  # noqa: F401  (teaches msgspec_v5 the iopub_welcome / comm schemas)
 from tests.conftest import KERNEL_NAME
@@ -65,12 +64,6 @@ class FastKernelConformanceTests(jupyter_kernel_test.KernelTests):
     code_clear_output = ""
     code_page_something = ""
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG: an indented block followed by one empty line is 'incomplete' "
-        "(interpreter/completeness.py wants two); IPython says 'complete', and jupyter console "
-        "therefore needs two blank lines to run a block (see test_console.py)",
-    )
     def test_is_complete_block_ended_by_one_blank_line(self) -> None:
         self.flush_channels()
         # What jupyter console sends when Enter is pressed on the auto-indented empty line.

@@ -178,12 +178,6 @@ def test_console_round_trip_and_ctrl_d_exit(simple_console: Console) -> None:
     console.expect_shutdown()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: exit()/quit() in the kernel raise SystemExit and show a traceback; ipykernel "
-    "answers with an execute_reply payload {'source': 'ask_exit', 'keepkernel': False}, on which "
-    "jupyter console (and qtconsole) end the session",
-)
 def test_console_exit_call_ends_session(simple_console: Console) -> None:
     console = simple_console
     console.start()
@@ -226,8 +220,7 @@ def test_pt_console_runs_cells_and_multiline_blocks(pt_console: Console) -> None
 
     console.child.sendline("def double(x):")
     console.child.sendline("return 2 * x")  # the console inserted the indent that is_complete gave
-    console.child.sendline("")
-    console.child.sendline("")  # fastkernel currently needs a second blank line (see the xfail below)
+    console.child.sendline("")  # one blank line ends the block, as in IPython
     console.prompt(6)
     output = console.run("double(21)", 7)
     assert "Out[6]: 42" in output
@@ -235,12 +228,6 @@ def test_pt_console_runs_cells_and_multiline_blocks(pt_console: Console) -> None
     _exit_pt_console(console)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: is_complete('if False:\\n    x = 5\\n    ') is 'incomplete', so in jupyter console "
-    "an indented block only runs after TWO blank lines (IPython/ipykernel: one); "
-    "interpreter/completeness.py asks for two empty lines at the end",
-)
 def test_pt_console_block_ends_at_first_blank_line(pt_console: Console) -> None:
     """Enter on an empty line ends an indented block, as in IPython.
 
@@ -262,12 +249,6 @@ def test_pt_console_block_ends_at_first_blank_line(pt_console: Console) -> None:
     assert value == "7"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: fastkernel ignores JPY_PARENT_PID, which jupyter_client sets when it launches a kernel; "
-    "ipykernel polls that parent and exits when it dies, fastkernel runs on as an orphan forever "
-    "after its frontend is killed",
-)
 def test_kernel_exits_when_console_is_killed(simple_console: Console) -> None:
     console = simple_console
     console.start()

@@ -1,7 +1,7 @@
 """The exec-based interpreter: compile a cell with ``ast``, run it in ``__main__``.
 
 No sockets, no messages, no threads: the kernel core hands it source text and callbacks
-and gets back an outcome.
+and gets back an outcome. Execution semantics are described in docs/interpreter.md.
 """
 
 from __future__ import annotations
@@ -9,37 +9,94 @@ import __future__ as future_module
 
 import ast
 import builtins
-import linecache
+import io
 import sys
+import time
+import tokenize
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastkernel.interpreter.formatting import Bundle, format_object
+from fastkernel.interpreter.hooks import (
+    ExitCall,
+    KernelHelp,
+    Patches,
+    install_inspect_classes,
+    install_warnings_labels,
+)
+from fastkernel.interpreter.outcache import OutputCache
+from fastkernel.interpreter.sources import CellSources
 from fastkernel.interpreter.tracebacks import CellError, format_error
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from fastkernel.interpreter.asyncsupport import EventLoopHost
 
 ResultHook = Callable[[Any], None]
 
-_INTERNAL_FILES = frozenset({__file__})
+CO_COROUTINE = 0x80  # inspect.CO_COROUTINE: the code used top-level await
+_INSIGNIFICANT = frozenset(
+    {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER}
+)
 
 
 @dataclass
 class CellOutcome:
-    """How a cell ended: ``error`` is None on success."""
+    """How a cell ended: ``error`` is None on success.
+
+    ``duration_s`` is the wall time of compiling and running the cell. ``peak_rss_growth_bytes``
+    is how far the cell raised the process's peak resident set size (:func:`peak_rss_bytes`):
+    a high-water mark, so it is 0 unless the cell went above every earlier peak; None where
+    the peak cannot be read (Windows).
+    """
 
     error: CellError | None = None
     payload: list[dict[str, Any]] = field(default_factory=list)
+    duration_s: float = 0.0
+    peak_rss_growth_bytes: int | None = None
 
 
-def _has_trailing_semicolon(source: str, node: ast.expr) -> bool:
-    lines = source.splitlines()
-    if node.end_lineno is None or node.end_col_offset is None:
+def peak_rss_bytes() -> int | None:
+    """This process's peak resident set size in bytes, or None if unknown.
+
+    On Linux it is ``VmHWM`` from /proc/self/status: ``ru_maxrss`` survives ``execve``, so a
+    kernel launched by a large process (jupyter_server) would report that process's peak, and
+    no cell would show growth until it went above it. Elsewhere, ``ru_maxrss``.
+    """
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024  # "VmHWM:   8816 kB"
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # kilobytes on Linux and BSDs
+
+
+def _has_trailing_semicolon(source: str, node: ast.stmt) -> bool:
+    """Whether the statement ``node`` ends with ``;``.
+
+    Decided on tokens, not text, so a ``;`` in a comment or a string does not count.
+    Tokenizing starts at the statement itself, not at the top of the cell.
+    """
+    lines = io.StringIO(source, newline=None).readlines()  # the compiler's line numbering
+    first = lines[node.lineno - 1].encode("utf-8")[node.col_offset :].decode("utf-8")
+    last = None
+    try:
+        for token in tokenize.generate_tokens(io.StringIO("".join([first, *lines[node.lineno :]])).readline):
+            if token.type not in _INSIGNIFICANT:
+                last = token
+    except (tokenize.TokenError, SyntaxError):
         return False
-    tail = lines[node.end_lineno - 1].encode("utf-8")[node.end_col_offset :].decode("utf-8", "replace")
-    rest = [tail, *lines[node.end_lineno :]]
-    text = "\n".join(line.split("#", 1)[0] for line in rest).strip()
-    return text.startswith(";")
+    return last is not None and last.type == tokenize.OP and last.string == ";"
 
 
 class Interpreter:
@@ -49,27 +106,65 @@ class Interpreter:
         self.module = types.ModuleType("__main__", doc="fastkernel user namespace")
         self.namespace: dict[str, Any] = self.module.__dict__
         self.namespace["__builtins__"] = builtins
+        # In the namespace, not in builtins (as IPython does): library code that calls exit()
+        # still raises SystemExit.
+        self.namespace["exit"] = self.namespace["quit"] = ExitCall(self.ask_exit)
         self.on_result = on_result or (lambda value: None)
+        self.history = OutputCache(self.namespace)  # In, Out, _, __, ___, _N, _iN
         self.future_flags = 0
-        self.labels: dict[str, str] = {}  # cell filename -> "Cell In[n]"
-        self._cell_seq = 0
+        self.sources = CellSources()
+        self.labels = self.sources.labels  # cell filename -> "Cell In[n]"
+        self._loop_host: EventLoopHost | None = None  # made by the first await cell
+        self.patches = Patches()
         self.executing = False  # True while user code is on the stack
+        self._payload: list[dict[str, Any]] | None = None  # the running cell's payload
+        self._previous_main: types.ModuleType | None = None
+        self._cancel_hooks: list[Callable[[], None]] = []
+
+    # -- process-wide set-up ------------------------------------------------
 
     def install_as_main(self) -> None:
-        """Register the namespace as ``sys.modules['__main__']`` so pickle finds classes."""
+        """Make this interpreter the process's.
+
+        ``sys.modules['__main__']`` becomes the namespace (pickle, dataclasses, typing and enum
+        find what cells define); ``help()`` writes to the cell's stdout; warnings and
+        ``inspect.getsource`` know cells; multiprocessing's spawn method can run cell functions.
+        """
+        self._previous_main = sys.modules.get("__main__")
         sys.modules["__main__"] = self.module
+        self.patches.set(builtins, "help", KernelHelp())
+        install_warnings_labels(self.patches, self.sources)
+        install_inspect_classes(self.patches, self.sources)
+        from fastkernel.interpreter import mpsupport
+
+        self._cancel_hooks = mpsupport.install(self.patches)
+
+    def uninstall(self) -> None:
+        """Undo :meth:`install_as_main` and close the event loop (tests, shutdown)."""
+        for cancel in self._cancel_hooks:
+            cancel()
+        self.patches.restore()
+        if self._previous_main is not None and sys.modules.get("__main__") is self.module:
+            sys.modules["__main__"] = self._previous_main
+        if self._loop_host is not None:
+            self._loop_host.close()
+
+    # -- the asyncio loop, which the transport runs between cells --------------
+
+    @property
+    def event_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The kernel's asyncio loop, or None until a cell first uses top-level await."""
+        return self._loop_host.loop if self._loop_host is not None else None
+
+    @property
+    def loop_host(self) -> EventLoopHost:
+        if self._loop_host is None:
+            from fastkernel.interpreter.asyncsupport import EventLoopHost
+
+            self._loop_host = EventLoopHost()
+        return self._loop_host
 
     # -- compiling ---------------------------------------------------------
-
-    def _register_source(self, source: str, label: str) -> str:
-        self._cell_seq += 1
-        filename = f"<cell-{self._cell_seq}>"
-        lines = source.splitlines(keepends=True)
-        if lines and not lines[-1].endswith("\n"):
-            lines[-1] += "\n"
-        linecache.cache[filename] = (len(source), None, lines, filename)
-        self.labels[filename] = label
-        return filename
 
     def _flags(self) -> int:
         return self.future_flags | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
@@ -88,7 +183,7 @@ class Interpreter:
         self._collect_future_flags(tree)
         last = None
         tail = tree.body[-1] if tree.body else None
-        if isinstance(tail, ast.Expr) and not _has_trailing_semicolon(source, tail.value):
+        if isinstance(tail, ast.Expr) and not _has_trailing_semicolon(source, tail):
             last = ast.Expression(tree.body.pop().value)
         body = compile(tree, filename, "exec", self._flags(), dont_inherit=True)
         last_code = compile(last, filename, "eval", self._flags(), dont_inherit=True) if last else None
@@ -96,41 +191,77 @@ class Interpreter:
 
     # -- running -----------------------------------------------------------
 
-    def _run(self, code: types.CodeType) -> Any:
-        result = eval(code, self.namespace)
-        if code.co_flags & 0x80:  # CO_COROUTINE: the cell used top-level await
-            result = self._await(result)
-        return result
+    def _execute(self, source: str, filename: str, display: bool) -> None:
+        body, last = self.compile_cell(source, filename)
+        if (body.co_flags | (last.co_flags if last else 0)) & CO_COROUTINE:
+            # One coroutine for the whole cell, so its last line runs in the loop too.
+            value = self.loop_host.run(self._run_async(body, last))
+        else:
+            eval(body, self.namespace)
+            value = eval(last, self.namespace) if last is not None else None
+        if last is not None and value is not None and display:
+            self.on_result(value)
 
-    def _await(self, coroutine: Any) -> Any:
-        import asyncio  # only cells that use await pay for asyncio
+    async def _run_async(self, body: types.CodeType, last: types.CodeType | None) -> Any:
+        done = eval(body, self.namespace)
+        if body.co_flags & CO_COROUTINE:
+            await done
+        if last is None:
+            return None
+        value = eval(last, self.namespace)
+        if last.co_flags & CO_COROUTINE:
+            value = await value
+        return value
 
-        loop = getattr(self, "_loop", None)
-        if loop is None:
-            loop = self._loop = asyncio.new_event_loop()
-        return loop.run_until_complete(coroutine)
+    def run_cell(
+        self,
+        source: str,
+        label: str = "Cell In[ ]",
+        display: bool = True,
+        count: int | None = None,
+        store_history: bool = False,
+    ) -> CellOutcome:
+        """Compile and run ``source``; the last expression's value goes to ``on_result``.
 
-    def run_cell(self, source: str, label: str = "Cell In[ ]", display: bool = True) -> CellOutcome:
-        """Compile and run ``source``; the last expression's value goes to ``on_result``."""
-        filename = self._register_source(source, label)
+        With ``store_history`` the source becomes ``In[count]`` before it runs (as in IPython,
+        even if it fails to compile), and a result reported while it runs is ``Out[count]``.
+        """
+        self.history.start_cell(count if store_history else None, source)
+        self.sources.ensure_cached()  # before this cell's entry, which would hide a cleared cache
+        filename = self.sources.register(source, label)
         outcome = CellOutcome()
+        self._payload = outcome.payload
+        # Each cell is a new place for warnings: shown once per cell and line, not once per kernel.
+        self.namespace.pop("__warningregistry__", None)
+        peak_before = peak_rss_bytes()
+        started = time.perf_counter()
         try:
             self.executing = True
-            body, last = self.compile_cell(source, filename)
-            self._run(body)
-            if last is not None:
-                value = self._run(last)
-                if value is not None and display:
-                    self.on_result(value)
+            self._execute(source, filename, display)
         except BaseException as exc:  # user code may raise anything, even SystemExit
             self.executing = False
+            outcome.duration_s = time.perf_counter() - started
             outcome.error = self.format_exception(exc)
+        else:
+            outcome.duration_s = time.perf_counter() - started
         finally:
             self.executing = False
+            self._payload = None
+        peak_after = peak_rss_bytes()
+        if peak_before is not None and peak_after is not None:
+            outcome.peak_rss_growth_bytes = max(0, peak_after - peak_before)
         return outcome
 
+    def ask_exit(self, keep_kernel: bool = False) -> None:
+        """``exit()`` in a cell: ask the frontend, through the reply's payload, to end the session."""
+        if self._payload is None:
+            return  # called outside a cell (a thread, a task between cells): no reply to carry it
+        self._payload[:] = [p for p in self._payload if p.get("source") != "ask_exit"]
+        self._payload.append({"source": "ask_exit", "keepkernel": keep_kernel})
+
     def format_exception(self, exc: BaseException) -> CellError:
-        return format_error(exc, _INTERNAL_FILES, self.labels)
+        self.sources.ensure_cached()
+        return format_error(exc, self.labels)
 
     def evaluate(self, expression: str) -> tuple[Bundle, Bundle]:
         """Evaluate one user expression and format its value (errors propagate)."""

@@ -1,4 +1,4 @@
-"""Sockets and threads: the only module that starts threads.
+"""Sockets and threads: with transport/fdcapture.py, the only code that starts threads.
 
 Threading model (keep this true when changing anything here):
 
@@ -8,10 +8,15 @@ thread                  owns                does
 main                    shell, stdin        receives shell requests and runs their handlers,
                                             so user code runs on the main thread and SIGINT
                                             raises KeyboardInterrupt in it; sends shell
-                                            replies; uses stdin for ``input()``.
+                                            replies; uses stdin for ``input()``. While
+                                            idle it also runs the user's asyncio loop (once
+                                            a cell made one), so cells' tasks keep running.
 fastkernel-control      control             receives control requests (interrupt, shutdown,
                                             kernel_info, ...) and answers them, even while a
-                                            cell runs on the main thread.
+                                            cell runs on the main thread. When a frontend
+                                            launched the kernel (JPY_PARENT_PID), also checks
+                                            once a second that the parent still lives and
+                                            stops the kernel when it is gone.
 fastkernel-iopub        iopub (XPUB)        sends every iopub message, in the order they
                                             were queued; answers each new subscription with
                                             ``iopub_welcome``; flushes coalesced stream
@@ -19,6 +24,10 @@ fastkernel-iopub        iopub (XPUB)        sends every iopub message, in the or
 fastkernel-heartbeat    hb, on its own      echoes heartbeats inside libzmq
                         zmq.Context         (``zmq.proxy_steerable``), so it answers while
                                             Python holds the GIL.
+fastkernel-fdcapture    the read ends of    only with fd capture on (transport/fdcapture.py):
+                        the fd 1 and fd 2   reads what subprocesses and C code write to fds
+                        pipes               1 and 2 and hands it to the stream coalescer;
+                                            answers drain barriers before each reply.
 ======================  ==================  ===============================================
 
 No socket is touched by any thread but its owner. Other threads hand iopub messages to the
@@ -46,6 +55,9 @@ from fastkernel.wire import Message, RejectLog, WireCodec, WireRejected
 log = logging.getLogger("fastkernel")
 
 Dispatch = Callable[[str, Message], None]
+PARENT_POLL_MS = 1000
+LOOP_FALLBACK_POLL_MS = 10
+HELD_BEFORE_FIRST_SUBSCRIBER = 1000  # iopub messages kept for a frontend that subscribes late
 
 
 class WakePipe:
@@ -108,12 +120,21 @@ class IOPubThread(threading.Thread):
         self.on_flush_due: Callable[[], None] = lambda: None
         self._queue: deque[Any] = deque()
         self._wake = WakePipe()
+        # True while a wake-up is in the pipe and not yet acted on: producers then skip the
+        # write(2). The iopub thread clears it *before* draining the queue, so an item appended
+        # after the clear either gets drained in that pass or wakes the thread again.
+        self._wake_pending = False
+        # Until a first frontend subscribes, messages are held (up to a bound) rather than
+        # dropped by XPUB, so a client that connects iopub late still sees the first cell.
+        self._held: list[list[bytes]] | None = []
         self._flush_at: float | None = None
         self._stopping = False
 
     def put(self, frames: list[bytes]) -> None:
         self._queue.append(frames)
-        self._wake.wake()
+        if not self._wake_pending:
+            self._wake_pending = True
+            self._wake.wake()
 
     def barrier(self, timeout: float = 10.0) -> None:
         """Wait until everything queued before this call has been sent."""
@@ -146,6 +167,7 @@ class IOPubThread(threading.Thread):
             if self.sock in events:
                 self._welcome_subscribers()
             self._wake.drain()
+            self._wake_pending = False
             if self._flush_at is not None and time.monotonic() >= self._flush_at:
                 self._flush_at = None
                 self._safely(self.on_flush_due)
@@ -158,8 +180,18 @@ class IOPubThread(threading.Thread):
             item = self._queue.popleft()
             if isinstance(item, threading.Event):
                 item.set()
+            elif self._held is not None:
+                self._hold(item)
             else:
                 self.sock.send_multipart(item, copy=len(item[-1]) < 65536)
+
+    def _hold(self, frames: list[bytes]) -> None:
+        assert self._held is not None
+        if len(self._held) < HELD_BEFORE_FIRST_SUBSCRIBER:
+            self._held.append(frames)
+        else:  # nobody listens to iopub: stop holding, behave like plain PUB
+            log.debug("no iopub subscriber yet: releasing %d held messages", len(self._held))
+            self._held = None
 
     def _welcome_subscribers(self) -> None:
         while True:
@@ -169,6 +201,12 @@ class IOPubThread(threading.Thread):
                 return
             if event[:1] == b"\x01":  # subscribe (XPUB_VERBOSE reports every one)
                 self.sock.send_multipart(self.make_welcome(event[1:]))
+                self._release_held()
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, None
+        for frames in held or ():
+            self.sock.send_multipart(frames)
 
     @staticmethod
     def _safely(func: Callable[[], None]) -> None:
@@ -222,11 +260,38 @@ class ControlThread(threading.Thread):
         poller = zmq.Poller()
         poller.register(server.control, zmq.POLLIN)
         poller.register(self.wake.read_fd, zmq.POLLIN)
+        # With a parent to watch, wake every second to see whether it is still there.
+        timeout = PARENT_POLL_MS if server.parent_pid else None
         while not server.stopping:
-            events = dict(poller.poll())
+            events = dict(poller.poll(timeout))
             self.wake.drain()
             if server.control in events:
                 server.receive_all(server.control, "control")
+            if server.parent_pid and os.getppid() != server.parent_pid:
+                log.warning(
+                    "the process that launched this kernel (pid %d) is gone: shutting down", server.parent_pid
+                )
+                server.stop_soon()
+
+
+def _loop_timeout_ms(loop: Any) -> int | None:
+    """How long the idle poll may block without starving the asyncio loop ``loop``."""
+    if loop is None or loop.is_closed():
+        return None
+    if getattr(loop, "_ready", None):  # callbacks waiting: do not block at all
+        return 0
+    scheduled = getattr(loop, "_scheduled", None)
+    if scheduled is None:  # not a BaseEventLoop: poll it regularly instead
+        return LOOP_FALLBACK_POLL_MS
+    if not scheduled:
+        return None  # only the selector (polled alongside) can wake the loop
+    return max(0, int((scheduled[0].when() - loop.time()) * 1000) + 1)
+
+
+def _run_loop_once(loop: Any) -> None:
+    """One iteration of ``loop``: run what is ready, poll its selector without blocking."""
+    loop.call_soon(loop.stop)
+    loop.run_forever()
 
 
 def _answers(msg: Message, request_id: str) -> bool:
@@ -247,6 +312,8 @@ class KernelServer:
         self.codec = codec
         self.ctx = zmq.Context()
         self.stopping = False
+        self.event_loop: Callable[[], Any] = lambda: None  # the user's asyncio loop, if any
+        self.parent_pid: int | None = None  # stop when our parent process changes (see ControlThread)
         self.dispatch: Dispatch = lambda channel, msg: None
         self.make_welcome: Callable[[bytes], Message] | None = None
         self._rejects = RejectLog(log)
@@ -274,6 +341,7 @@ class KernelServer:
         self.control_thread = ControlThread(self)
         self._main_wake = WakePipe()
         self._main_thread_id = threading.main_thread().ident
+        self.fd_capture: Any = None  # a transport.fdcapture.FdCapture when fds 1 and 2 are captured
 
     # -- Outlet (see fastkernel.kernel.Outlet) --------------------------------
 
@@ -325,6 +393,11 @@ class KernelServer:
         if self._main_thread_id is not None:
             signal.pthread_kill(self._main_thread_id, signal.SIGINT)
 
+    def stop_soon(self) -> None:
+        """Stop serving from any thread or signal handler, interrupting a running cell."""
+        self.stop()
+        self.interrupt_main()  # a no-op unless user code is running (see app's SIGINT handler)
+
     def stop(self) -> None:
         self.stopping = True
         self._main_wake.wake()
@@ -341,7 +414,10 @@ class KernelServer:
             return self._codecs[channel].deserialize(frames)
         except WireRejected as err:
             self._rejects.record(f"{channel}:{err.reason}")
-            return None
+        except Exception:  # never let one odd message end the serving thread
+            log.exception("could not decode a message on %s", channel)
+            self._rejects.record(f"{channel}:undecodable")
+        return None
 
     def receive_all(self, sock: zmq.Socket, channel: str) -> None:
         """Handle every request waiting on ``sock`` (called by its owner thread)."""
@@ -351,31 +427,65 @@ class KernelServer:
             except zmq.Again:
                 return
             msg = self._parse(frames, channel)
-            if msg is not None:
+            if msg is None:
+                continue
+            try:
                 self.dispatch(channel, msg)
+            except Exception:  # a kernel bug must not end the thread that owns this socket
+                log.exception("unhandled error serving %s on %s", msg.get("msg_type"), channel)
 
     def start_threads(self) -> None:
+        if self.fd_capture is not None:
+            self.fd_capture.start()
         self.heartbeat.start()
         self.iopub_thread.start()
         self.control_thread.start()
 
     def serve_forever(self) -> None:
-        """Serve shell requests on the calling (main) thread until :meth:`stop`."""
+        """Serve shell requests on the calling (main) thread until :meth:`stop`.
+
+        Between requests the user's asyncio loop (once a cell has made one) gets its turn, so
+        tasks that cells started keep running while the kernel is idle: the poll also waits on
+        the loop's selector, with a timeout that ends when the loop's next timer is due.
+        """
         poller = zmq.Poller()
         poller.register(self.shell, zmq.POLLIN)
         poller.register(self._main_wake.read_fd, zmq.POLLIN)
+        watched_loop: Any = None
         while not self.stopping:
             try:
-                events = dict(poller.poll())
+                loop = self.event_loop()
+                if loop is not watched_loop:
+                    watched_loop = self._watch_loop(poller, watched_loop, loop)
+                events = dict(poller.poll(_loop_timeout_ms(loop)))
                 self._main_wake.drain()
                 if self.shell in events:
                     self.receive_all(self.shell, "shell")
+                if loop is not None and not loop.is_closed():
+                    _run_loop_once(loop)
             except KeyboardInterrupt:
                 continue  # an interrupt while idle is a no-op
+            except Exception:  # a failing user task callback must not stop the kernel
+                log.exception("error while running the asyncio loop between cells")
+
+    @staticmethod
+    def _watch_loop(poller: zmq.Poller, old: Any, new: Any) -> Any:
+        for loop, register in ((old, False), (new, True)):
+            selector = getattr(loop, "_selector", None)  # an epoll/kqueue/poll object: pollable
+            if selector is None or not hasattr(selector, "fileno"):
+                continue
+            if register:
+                poller.register(selector.fileno(), zmq.POLLIN)
+            else:
+                with contextlib.suppress(KeyError, ValueError, OSError):
+                    poller.unregister(selector.fileno())
+        return new
 
     def close(self) -> None:
         """Send what is queued, stop the threads and close every socket."""
         self.stop()
+        if self.fd_capture is not None:
+            self.fd_capture.stop()  # fds 1 and 2 back; what was left in the pipes is queued
         self.iopub_thread.stop()
         self.iopub_thread.join(timeout=5)
         self.control_thread.join(timeout=5)
