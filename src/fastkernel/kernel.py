@@ -264,7 +264,13 @@ class Kernel:
         self.streams.flush()
         if self.published != published_before:
             self.outlet.flush_iopub()  # every output of the cell goes out before its reply
-        metadata = {"started": started, "status": content["status"], "dependencies_met": True}
+        metadata = {
+            "started": started,
+            "status": content["status"],
+            "dependencies_met": True,
+            "duration_s": outcome.duration_s,
+            "peak_rss_growth_bytes": outcome.peak_rss_growth_bytes,
+        }
         # Like ipykernel, a silent cell's failure does not abort what the user queued.
         abort = content["status"] == "error" and stop_on_error and not silent
         return Reply(content, metadata, then=self.abort_queued if abort else None)

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from fastkernel import PROTOCOL_VERSION, __version__
-from fastkernel.wire import Message, new_msg_id, utcnow_iso
+from fastkernel.wire import Message, new_msg_id, pack, utcnow_iso
 
 
 def _username() -> str:
@@ -28,6 +28,10 @@ class MessageFactory:
     def __init__(self, session_id: str | None = None) -> None:
         self.session = session_id or new_msg_id()
         self.username = _username()
+        # Everything in a header but its id, type and date is fixed for the session, so its JSON
+        # is a template filled per message rather than a dict encoded per message.
+        fixed = pack({"username": self.username, "session": self.session, "version": PROTOCOL_VERSION})
+        self._header_tail = b"," + fixed[1:]
 
     def header(self, msg_type: str) -> dict[str, Any]:
         return {
@@ -47,7 +51,7 @@ class MessageFactory:
         metadata: dict[str, Any] | None = None,
         buffers: list[bytes] | None = None,
     ) -> Message:
-        msg = {
+        msg: Message = {
             "header": self.header(msg_type),
             "msg_type": msg_type,
             "parent_header": dict(parent["header"]) if parent else {},
@@ -57,7 +61,15 @@ class MessageFactory:
         }
         if parent and "header_frame" in parent:
             msg["parent_frame"] = parent["header_frame"]  # the request's header, already JSON
+        msg["header_frame"] = self._header_frame(msg["header"])
         return msg
+
+    def _header_frame(self, header: dict[str, Any]) -> bytes:
+        # msg_id and date are hex and ISO digits; msg_type is one of the kernel's own names.
+        head = '{{"msg_id":"{}","msg_type":"{}","date":"{}"'.format(
+            header["msg_id"], header["msg_type"], header["date"]
+        )
+        return head.encode("ascii") + self._header_tail
 
 
 def error_content(ename: str, evalue: str, traceback: list[str] | None = None) -> dict[str, Any]:

@@ -279,7 +279,7 @@ class WireCodec:
 
     def serialize(self, msg: Message, idents: list[bytes] | None = None) -> list[bytes]:
         json_frames = [
-            pack(msg["header"]),
+            msg.get("header_frame") or pack(msg["header"]),
             msg.get("parent_frame") or pack(msg.get("parent_header") or {}),
             pack(msg.get("metadata") or {}),
             pack(msg.get("content") or {}),

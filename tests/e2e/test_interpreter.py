@@ -260,9 +260,6 @@ def test_help_prints_to_the_cell_stdout(kernel: KernelHarness) -> None:
 # -- 8. timing in the reply metadata -----------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the lead wires CellOutcome.duration_s and .peak_rss_growth_bytes into the metadata"
-)
 def test_execute_reply_metadata_has_duration_and_peak_rss_growth(kernel: KernelHarness) -> None:
     metadata = _ok(kernel, "import time\ntime.sleep(0.05)").reply["metadata"]
     assert isinstance(metadata["started"], str)
