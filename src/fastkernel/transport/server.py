@@ -138,12 +138,13 @@ class IOPubThread(threading.Thread):
         # main thread makes the two trade the GIL dozens of times per request. Queued messages
         # go out when the burst ends (kick) or, during a long cell, within BATCH_LATENCY_MS.
         self.batching = False
+        self._sleeping = False  # the thread is in a poll without timeout: only a wake ends it
         self._flush_at: float | None = None
         self._stopping = False
 
     def put(self, frames: list[bytes]) -> None:
         self._queue.append(frames)
-        if self.batching:
+        if self.batching and not self._sleeping:
             return  # sent at the end of the batch, or within BATCH_LATENCY_MS
         if not self._wake_pending:
             self._wake_pending = True
@@ -160,8 +161,9 @@ class IOPubThread(threading.Thread):
             log.warning("iopub did not drain within %.0f s", timeout)
 
     def start_batch(self) -> None:
+        # No wake here: the batch's first message wakes a sleeping thread (see put), which from
+        # then on polls with the batch latency.
         self.batching = True
-        self._wake.wake()  # so that the thread polls with the batch latency from now on
 
     def end_batch(self) -> None:
         self.batching = False
@@ -188,11 +190,16 @@ class IOPubThread(threading.Thread):
         poller.register(self.sock, zmq.POLLIN)
         poller.register(self._wake.read_fd, zmq.POLLIN)
         while True:
+            # Claim to sleep before reading ``batching``: a producer that starts a batch in
+            # between then still wakes us (see put), so no message waits for the batch's end.
+            self._sleeping = True
             timeout: int | None = BATCH_LATENCY_MS if self.batching else None
             if self._flush_at is not None:
                 until_flush = max(0, int((self._flush_at - time.monotonic()) * 1000) + 1)
                 timeout = until_flush if timeout is None else min(timeout, until_flush)
+            self._sleeping = timeout is None
             events = dict(poller.poll(timeout))
+            self._sleeping = False
             if self.sock in events:
                 self._welcome_subscribers()
             self._wake.drain()
