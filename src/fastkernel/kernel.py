@@ -9,6 +9,7 @@ reply and ``status: idle``, whatever its content holds.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 from fastkernel.interpreter.completeness import is_complete
 from fastkernel.interpreter.core import Interpreter
 from fastkernel.interpreter.formatting import format_object
+from fastkernel.interpreter.importhooks import after_import
 from fastkernel.interpreter.inputs import StdinNotImplementedError
 from fastkernel.interpreter.outcache import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES
 from fastkernel.interpreter.streams import KernelStream
@@ -27,6 +29,7 @@ from fastkernel.wire import Message, utcnow_iso
 log = logging.getLogger("fastkernel")
 
 Content = dict[str, Any]
+COMM_MESSAGES = frozenset({"comm_open", "comm_msg", "comm_close"})
 
 
 class Outlet(Protocol):
@@ -130,6 +133,8 @@ class Kernel:
             "connect_request": self.connect_request,
             "comm_info_request": self.comm_info_request,
         }
+        # comm is patched when first imported (by user code or the first comm message), not at start.
+        after_import("comm", self._install_comms)
 
     # -- publishing -------------------------------------------------------
 
@@ -157,6 +162,13 @@ class Kernel:
         table = self.shell_handlers if channel == "shell" else self.control_handlers
         msg_type = msg["msg_type"]
         handler = table.get(msg_type)
+        if channel == "shell" and msg_type in COMM_MESSAGES:  # no reply, but busy and idle
+            self.publish_status("busy", msg)
+            try:
+                self.comm_message(msg)
+            finally:
+                self.publish_status("idle", msg)
+            return
         if handler is None and not msg_type.endswith("_request"):
             self._log_unknown(channel, msg_type)
             return
@@ -207,8 +219,32 @@ class Kernel:
         return Reply({"status": "ok", **ports})
 
     def comm_info_request(self, msg: Message) -> Reply:
-        field(msg, "target_name", str, None)
-        return Reply({"status": "ok", "comms": {}})
+        target_name = field(msg, "target_name", str, None)
+        if "comm" not in sys.modules:
+            return Reply({"status": "ok", "comms": {}})
+        from fastkernel import comms
+
+        return Reply({"status": "ok", "comms": comms.info(target_name)})
+
+    def _install_comms(self, module: Any) -> None:
+        from fastkernel import comms
+
+        comms.install(self, module)
+
+    def comm_message(self, msg: Message) -> None:
+        """comm_open, comm_msg or comm_close from a frontend; output goes to ``msg``."""
+        import comm  # noqa: F401  # the first import installs fastkernel.comms (see __init__)
+
+        from fastkernel import comms
+
+        parent, self._parent = self._parent, msg
+        try:
+            comms.handle(self, msg)
+        except Exception:  # a kernel bug must not stop the kernel
+            log.exception("error handling %s", msg["msg_type"])
+        finally:
+            self._parent = parent
+            self.streams.flush()
 
     def is_complete_request(self, msg: Message) -> Reply:
         status, indent = is_complete(field(msg, "code", str))
