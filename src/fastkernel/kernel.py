@@ -15,13 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from fastkernel.interpreter import display as display_api
 from fastkernel.interpreter.completeness import is_complete
 from fastkernel.interpreter.core import Interpreter
 from fastkernel.interpreter.formatting import format_object
 from fastkernel.interpreter.importhooks import after_import
 from fastkernel.interpreter.inputs import StdinNotImplementedError
 from fastkernel.interpreter.outcache import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES
-from fastkernel.interpreter.streams import KernelStream
+from fastkernel.interpreter.streams import CURRENT_CELL, KernelStream
 from fastkernel.messages import MessageFactory, error_content, kernel_info_content
 from fastkernel.outputs import StreamCoalescer
 from fastkernel.wire import Message, utcnow_iso
@@ -117,6 +118,7 @@ class Kernel:
         self._allow_stdin = False
         self._unknown_logged: set[str] = set()
         self.published = 0  # iopub messages so far: tells whether a cell produced output
+        display_api.set_publisher(self._publish_display)
         self.shell_handlers: dict[str, Callable[[Message], Reply]] = {
             "execute_request": self.execute_request,
             "kernel_info_request": self.kernel_info_request,
@@ -147,6 +149,15 @@ class Kernel:
 
     def _publish_stream(self, name: str, text: str, parent: Message | None) -> None:
         self.publish("stream", {"name": name, "text": text}, parent)
+
+    def _publish_display(self, msg_type: str, content: Content, target: Any) -> None:
+        """display_data, update_display_data and clear_output from ``display()`` and friends."""
+        self.streams.sync()  # prints before the display show before it
+        if target is CURRENT_CELL:
+            target = self.streams.parent
+        elif not isinstance(target, dict):  # DISCARD, or a text-only callable target
+            return
+        self.publish(msg_type, content, target)
 
     def _publish_result(self, value: Any) -> None:
         self.streams.sync()  # keep prints of the cell (fd output too) before its result

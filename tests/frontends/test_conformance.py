@@ -60,8 +60,11 @@ class FastKernelConformanceTests(jupyter_kernel_test.KernelTests):
     code_inspect_sample = ""
     code_history_pattern = ""
     supported_history_operations = ()
-    code_display_data: list = []
-    code_clear_output = ""
+    code_display_data = [
+        {"code": "display({'text/html': '<b>hi</b>', 'text/plain': 'hi'}, raw=True)", "mime": "text/html"},
+        {"code": "display({'text/markdown': '*hi*', 'text/plain': 'hi'}, raw=True)", "mime": "text/markdown"},
+    ]
+    code_clear_output = "from fastkernel.display import clear_output; clear_output()"
     code_page_something = ""
 
     def test_is_complete_block_ended_by_one_blank_line(self) -> None:

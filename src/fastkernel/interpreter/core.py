@@ -151,6 +151,9 @@ class Interpreter:
         self._previous_main = sys.modules.get("__main__")
         sys.modules["__main__"] = self.module
         self.patches.set(builtins, "help", KernelHelp())
+        from fastkernel.interpreter.display import display
+
+        self.patches.set(builtins, "display", display)
         install_warnings_labels(self.patches, self.sources)
         install_inspect_classes(self.patches, self.sources)
         from fastkernel.interpreter import mpsupport
