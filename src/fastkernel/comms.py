@@ -60,10 +60,7 @@ class Comm(BaseComm):
             return
         content = {"data": {} if data is None else data, "comm_id": self.comm_id, **keys}
         kernel.streams.flush()  # prints made before this message stay before it
-        parent = _current_parent()
-        msg = kernel.factory.msg(msg_type, content, parent, metadata or {}, [bytes(b) for b in buffers or []])
-        kernel.published += 1
-        kernel.outlet.send("iopub", msg)
+        kernel.publish(msg_type, content, _current_parent(), metadata, [bytes(b) for b in buffers or []])
 
     def handle_msg(self, msg: dict[str, Any]) -> None:
         # BaseComm.handle_msg imports IPython for its events; fastkernel has none.

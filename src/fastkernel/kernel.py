@@ -140,9 +140,16 @@ class Kernel:
 
     # -- publishing -------------------------------------------------------
 
-    def publish(self, msg_type: str, content: Content, parent: Message | None) -> None:
+    def publish(
+        self,
+        msg_type: str,
+        content: Content,
+        parent: Message | None,
+        metadata: dict[str, Any] | None = None,
+        buffers: list[bytes] | None = None,
+    ) -> None:
         self.published += 1
-        self.outlet.send("iopub", self.factory.msg(msg_type, content, parent))
+        self.outlet.send("iopub", self.factory.msg(msg_type, content, parent, metadata, buffers))
 
     def publish_status(self, state: str, parent: Message | None) -> None:
         self.publish("status", {"execution_state": state}, parent)

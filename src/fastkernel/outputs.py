@@ -117,6 +117,7 @@ class StreamCoalescer:
         self._segments: list[tuple[Any, str, list[str]]] = []
         self._pending = 0
         self._clip: _Clip | None = None
+        inherit_output_target_in_threads()  # once: threads a cell starts write to that cell
 
     def write(self, name: str, text: str) -> None:
         """Queue ``text`` for the cell named by the output target of the calling context."""
@@ -176,7 +177,6 @@ class StreamCoalescer:
         On the way out, output still in the other sources is taken in and, if the cell went
         past ``output_limit``, the elision line and the kept tail are published.
         """
-        inherit_output_target_in_threads()
         with self._lock:
             self.parent = parent
             self._clip = _Clip(parent, self.output_limit) if self.output_limit > 0 else None

@@ -256,18 +256,19 @@ class Interpreter:
         self.namespace.pop("__warningregistry__", None)
         peak_before = peak_rss_bytes()
         started = time.perf_counter()
+        raised: BaseException | None = None
         try:
             self.executing = True
             self._execute(source, filename, display)
         except BaseException as exc:  # user code may raise anything, even SystemExit
-            self.executing = False
-            outcome.duration_s = time.perf_counter() - started
-            outcome.error = self.format_exception(exc)
-        else:
-            outcome.duration_s = time.perf_counter() - started
+            raised = exc
         finally:
-            self.executing = False
+            self.executing = False  # before formatting: SIGINT no longer interrupts kernel code
+            outcome.duration_s = time.perf_counter() - started
             self._payload = None
+        if raised is not None:
+            outcome.error = self.format_exception(raised)
+            raised = None  # its traceback holds this frame: do not keep the cycle alive
         peak_after = peak_rss_bytes()
         if peak_before is not None and peak_after is not None:
             outcome.peak_rss_growth_bytes = max(0, peak_after - peak_before)

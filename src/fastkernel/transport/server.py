@@ -161,11 +161,8 @@ class IOPubThread(threading.Thread):
 
     def put(self, frames: list[bytes]) -> None:
         self._queue.append(frames)
-        if self.batching and not self._sleeping:
-            return  # sent at the end of the batch, or within BATCH_LATENCY_MS
-        if not self._wake_pending:
-            self._wake_pending = True
-            self._wake.wake()
+        if not self.batching or self._sleeping:  # else: sent at the batch's end or within its latency
+            self.kick()
 
     def barrier(self, timeout: float = 10.0) -> None:
         """Wait until everything queued before this call has been sent."""
@@ -212,7 +209,7 @@ class IOPubThread(threading.Thread):
             self._sleeping = True
             timeout: int | None = BATCH_LATENCY_MS if self.batching else None
             if self._flush_at is not None:
-                until_flush = max(0, int((self._flush_at - time.monotonic()) * 1000) + 1)
+                until_flush = _ms_until(self._flush_at, time.monotonic())
                 timeout = until_flush if timeout is None else min(timeout, until_flush)
             self._sleeping = timeout is None
             events = dict(poller.poll(timeout))
@@ -338,7 +335,12 @@ def _loop_timeout_ms(loop: Any) -> int | None:
         return LOOP_FALLBACK_POLL_MS
     if not scheduled:
         return None  # only the selector (polled alongside) can wake the loop
-    return max(0, int((scheduled[0].when() - loop.time()) * 1000) + 1)
+    return _ms_until(scheduled[0].when(), loop.time())
+
+
+def _ms_until(deadline: float, now: float) -> int:
+    """Whole milliseconds from ``now`` to ``deadline``, rounded up so a poll does not wake early."""
+    return max(0, int((deadline - now) * 1000) + 1)
 
 
 def _run_loop_once(loop: Any) -> None:
