@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from fastkernel.interpreter.events import EventManager, ExecutionInfo, ExecutionResult
 from fastkernel.interpreter.formatting import Bundle, format_object
 from fastkernel.interpreter.hooks import (
     ExitCall,
@@ -138,6 +139,7 @@ class Interpreter:
         self._payload: list[dict[str, Any]] | None = None  # the running cell's payload
         self._previous_main: types.ModuleType | None = None
         self._cancel_hooks: list[Callable[[], None]] = []
+        self.events = EventManager()  # pre/post_execute, pre/post_run_cell (IPython's names)
 
     # -- process-wide set-up ------------------------------------------------
 
@@ -252,6 +254,10 @@ class Interpreter:
         filename = self.sources.register(source, label)
         outcome = CellOutcome()
         self._payload = outcome.payload
+        info = ExecutionInfo(source, store_history=store_history, silent=not display)
+        self.events.trigger("pre_execute")
+        if display:
+            self.events.trigger("pre_run_cell", info)
         # Each cell is a new place for warnings: shown once per cell and line, not once per kernel.
         self.namespace.pop("__warningregistry__", None)
         peak_before = peak_rss_bytes()
@@ -265,7 +271,12 @@ class Interpreter:
         finally:
             self.executing = False  # before formatting: SIGINT no longer interrupts kernel code
             outcome.duration_s = time.perf_counter() - started
-            self._payload = None
+        result = ExecutionResult(info, count if store_history else None, error_in_exec=raised)
+        self.events.trigger("post_execute")
+        if display:
+            self.events.trigger("post_run_cell", result)
+        self._payload = None
+        result.error_in_exec = None
         if raised is not None:
             outcome.error = self.format_exception(raised)
             raised = None  # its traceback holds this frame: do not keep the cycle alive
@@ -274,12 +285,21 @@ class Interpreter:
             outcome.peak_rss_growth_bytes = max(0, peak_after - peak_before)
         return outcome
 
+    def add_payload(self, item: dict[str, Any]) -> bool:
+        """Put ``item`` on the running cell's execute_reply payload, replacing one of the same source.
+
+        One payload per source and cell, as in ipykernel (a second ``set_next_input`` wins).
+        Returns False outside a cell (a thread, a task between cells): no reply to carry it.
+        """
+        if self._payload is None:
+            return False
+        self._payload[:] = [p for p in self._payload if p.get("source") != item["source"]]
+        self._payload.append(item)
+        return True
+
     def ask_exit(self, keep_kernel: bool = False) -> None:
         """``exit()`` in a cell: ask the frontend, through the reply's payload, to end the session."""
-        if self._payload is None:
-            return  # called outside a cell (a thread, a task between cells): no reply to carry it
-        self._payload[:] = [p for p in self._payload if p.get("source") != "ask_exit"]
-        self._payload.append({"source": "ask_exit", "keepkernel": keep_kernel})
+        self.add_payload({"source": "ask_exit", "keepkernel": keep_kernel})
 
     def format_exception(self, exc: BaseException) -> CellError:
         self.sources.ensure_cached()
