@@ -16,19 +16,25 @@ KERNEL_NAME = "fastkernel-test"
 _SPEC_ROOT = Path(tempfile.mkdtemp(prefix="fastkernel-spec-"))
 
 
-def _install_test_kernelspec() -> None:
-    spec_dir = _SPEC_ROOT / "kernels" / KERNEL_NAME
+def install_kernelspec(name: str, argv: list[str]) -> str:
+    """Install a kernelspec ``name`` running ``argv -f {connection_file}`` where tests find it."""
+    spec_dir = _SPEC_ROOT / "kernels" / name
     spec_dir.mkdir(parents=True, exist_ok=True)
     spec = {
-        "argv": [sys.executable, "-m", "fastkernel", "-f", "{connection_file}"],
-        "display_name": "fastkernel (tests)",
+        "argv": [*argv, "-f", "{connection_file}"],
+        "display_name": f"{name} (tests)",
         "language": "python",
         "interrupt_mode": "signal",
         "kernel_protocol_version": "5.5",
     }
     (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    return name
+
+
+def _put_specs_on_jupyter_path() -> None:
     paths = [str(_SPEC_ROOT), *filter(None, os.environ.get("JUPYTER_PATH", "").split(os.pathsep))]
     os.environ["JUPYTER_PATH"] = os.pathsep.join(paths)
 
 
-_install_test_kernelspec()
+install_kernelspec(KERNEL_NAME, [sys.executable, "-m", "fastkernel"])
+_put_specs_on_jupyter_path()
