@@ -194,3 +194,59 @@ def import_profile(log_text: str, own: str = "fastkernel") -> tuple[float, list[
         charge(node, started)
     ranked = sorted(charged.items(), key=lambda item: item[1], reverse=True)
     return sum(charged.values()), ranked
+
+
+def complete(kernel: KernelProcess, code: str, expect: str, timeout: float = 60.0) -> tuple[float, bool]:
+    """One complete_request with the cursor at the end of ``code``.
+
+    Returns (seconds from send until both the reply and the iopub idle arrived, whether
+    ``expect`` was among the matches).
+    """
+    client = kernel.client
+    replies: dict[str, Msg] = {}
+    idle: set[str] = set()
+
+    def on_shell(msg: Msg) -> None:
+        if msg.msg_type == "complete_reply" and msg.parent_id is not None:
+            replies[msg.parent_id] = msg
+
+    def on_iopub(msg: Msg) -> None:
+        if (
+            msg.msg_type == "status"
+            and msg.parent_id is not None
+            and msg.content["execution_state"] == "idle"
+        ):
+            idle.add(msg.parent_id)
+
+    t0 = time.perf_counter()
+    msg_id = client.send("complete_request", {"code": code, "cursor_pos": len(code)})
+    client.pump(
+        lambda: msg_id in replies and msg_id in idle,
+        on_shell=on_shell,
+        on_iopub=on_iopub,
+        timeout=timeout,
+        alive=kernel.alive,
+    )
+    seconds = time.perf_counter() - t0
+    content = replies[msg_id].content
+    if content.get("status") != "ok":
+        raise RuntimeError(f"complete_request answered with status {content.get('status')!r}")
+    return seconds, expect in content.get("matches", [])
+
+
+def completions(
+    kernel: KernelProcess, setup: str, code: str, expect: str, n: int
+) -> tuple[float, list[float], bool]:
+    """Run ``setup``, then complete ``code`` once (warm-up) and ``n`` times more.
+
+    Returns the warm-up's time (in a fresh kernel: the first completion, with a cold
+    completer), the ``n`` times, and whether every reply had ``expect`` among its matches.
+    """
+    execute(kernel, setup)
+    first, found = complete(kernel, code, expect)
+    times = []
+    for _ in range(n):
+        seconds, ok = complete(kernel, code, expect)
+        times.append(seconds)
+        found = found and ok
+    return first, times, found

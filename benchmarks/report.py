@@ -52,7 +52,20 @@ def values(k: Any) -> dict[str, Any]:
         **print_values(k.flushed, "flush"),
         "rss": k.rss / 2**20 if k.rss else None,
         "complete": all(r.complete for r in k.prints),
+        **completion_values(k),
     }
+
+
+def completion_values(k: Any) -> dict[str, Any]:
+    """complete_request medians (ms), keyed ``comp_<case>``, and the first completion's time."""
+    out: dict[str, Any] = {}
+    for key, times in getattr(k, "completions", {}).items():
+        out[f"comp_{key}"] = statistics.median(times) * 1e3 if times else None
+    if getattr(k, "completion_cold", None) is not None:
+        out["comp_cold"] = k.completion_cold * 1e3
+    if out:
+        out["comp_misses"] = ", ".join(f"`{code}`" for code in k.completion_misses) or "none"
+    return out
 
 
 class Report:
@@ -114,6 +127,26 @@ class Report:
             ),
             Row("flushed bytes", "    stdout bytes received / expected", "flush_bytes", "{}", ratio=False),
             Row("flushed messages", "    stream messages", "flush_msgs", "{:,}", ratio=False),
+            Row(
+                "complete os.pa",
+                f"complete_request `import os; os.pa`, ms (median of {s.completions * s.blocks})",
+                "comp_os",
+                "{:.1f}",
+            ),
+            Row(
+                "complete np.ar",
+                f"complete_request `np.ar` (numpy imported), ms (median of {s.completions * s.blocks})",
+                "comp_np",
+                "{:.1f}",
+            ),
+            Row("first completion", "first complete_request of a fresh kernel, ms", "comp_cold", "{:.0f}"),
+            Row(
+                "completion misses",
+                "    completions without the expected match",
+                "comp_misses",
+                "{}",
+                ratio=False,
+            ),
             Row(
                 "idle RSS",
                 "idle RSS after startup + 1 execute, MiB",
@@ -287,6 +320,13 @@ All kernels read and write bytecode in one private cache (`PYTHONPYCACHEPREFIX`,
   run was not exact, or had late output.
 - **print, flush=True each**: the same with `print(i, flush=True)`, so that a kernel which
   sends a message per flush shows it in the message count; checked the same way.
+- **completion**: `complete_request` with the cursor at the end of `import os; os.pa`, and of
+  `np.ar` after a cell ran `import numpy as np`; time from send until both the reply and its iopub
+  `status: idle` arrived, after one untimed warm-up per case and block. "first complete_request"
+  is the kernel's very first one (a completer not yet loaded, no caches in memory). A reply that
+  lacks `path` (or `arange`) is listed under "completions without the expected match".
+  `os` is loaded in every kernel, so fastkernel completes `os.pa` against the live module that
+  the cell's `import os` will bind; jedi in the peers infers `os` from its source and stubs.
 - **idle RSS**: `VmRSS` of the launched process (`/proc/PID/status`), 0.5 s after startup and
   one `pass` execute.
 

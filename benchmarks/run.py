@@ -31,6 +31,7 @@ from jupyter_client.kernelspec import KernelSpec
 from measures import (
     PrintResult,
     big_print,
+    completions,
     execute,
     import_profile,
     pipelined,
@@ -60,6 +61,9 @@ class Kernel:
     pipelined: list[float] = field(default_factory=list)
     prints: list[PrintResult] = field(default_factory=list)
     flushed: list[PrintResult] = field(default_factory=list)  # the same prints, each flushed
+    completion_cold: float | None = None  # the first complete_request of the kernel
+    completions: dict[str, list[float]] = field(default_factory=dict)  # per COMPLETIONS key
+    completion_misses: list[str] = field(default_factory=list)  # replies without the expected match
 
 
 def all_kernels() -> list[Kernel]:
@@ -91,6 +95,7 @@ class Settings:
     warmup: int  # executes before the first block's round trips
     pipelined: int  # executes per pipelined burst (one burst per block)
     print_lines: int  # one print run per block
+    completions: int = 20  # complete_requests per case and block (after one warm-up)
 
 
 FULL = Settings(startup_runs=5, blocks=3, round_trips=100, warmup=50, pipelined=1000, print_lines=50_000)
@@ -232,6 +237,28 @@ def measure_block(k: Kernel, kp: KernelProcess, s: Settings, warmup: int) -> Non
     f = big_print(kp, s.print_lines, flush=True)
     k.flushed.append(f)
     print(f"  {k.label:<12} {s.print_lines} prints with flush=True {describe(f)}", flush=True)
+    measure_completions(k, kp, s.completions)
+
+
+# (key, cell run first, code completed with the cursor at its end, a match it must offer)
+COMPLETIONS = [
+    ("os", "pass", "import os; os.pa", "path"),
+    ("np", "import numpy as np", "np.ar", "arange"),
+]
+
+
+def measure_completions(k: Kernel, kp: KernelProcess, n: int) -> None:
+    """complete_request latency, to reply + idle; the kernel's first completion is kept apart."""
+    for key, setup, code, expect in COMPLETIONS:
+        first, times, found = completions(kp, setup, code, expect, n)
+        if k.completion_cold is None:
+            k.completion_cold = first
+        k.completions.setdefault(key, []).extend(times)
+        if not found and code not in k.completion_misses:
+            k.completion_misses.append(code)
+        note = "" if found else f" (WITHOUT {expect!r})"
+        med = statistics.median(times) * 1e3
+        print(f"  {k.label:<12} complete {code!r} {med:.1f} ms, first {first * 1e3:.0f} ms{note}", flush=True)
 
 
 def describe(r: PrintResult) -> str:

@@ -36,5 +36,7 @@ def _put_specs_on_jupyter_path() -> None:
     os.environ["JUPYTER_PATH"] = os.pathsep.join(paths)
 
 
-install_kernelspec(KERNEL_NAME, [sys.executable, "-m", "fastkernel"])
+# Test kernels keep their input history in memory, not in the user's Jupyter data dir; tests
+# of the history file pass --history-file (a later argument wins).
+install_kernelspec(KERNEL_NAME, [sys.executable, "-m", "fastkernel", "--history-file=:memory:"])
 _put_specs_on_jupyter_path()

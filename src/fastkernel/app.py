@@ -87,6 +87,23 @@ class FastKernelApp(Application):
         help="Most stdout/stderr characters shown per cell: past it, the head and the tail are "
         "kept and a line says how many characters were left out. 0: no limit.",
     ).tag(config=True)
+    history_enabled = Bool(
+        True, help="Keep the input history (history_request, jupyter console's up arrow); False: none."
+    ).tag(config=True)
+    history_file = Unicode(
+        "",
+        help="SQLite file of the input history, shared by kernels; ':memory:' keeps this session's "
+        "only. Default: fastkernel/history.sqlite in the Jupyter data dir.",
+    ).tag(config=True)
+    history_store_output = Bool(
+        False, help="Also keep the text/plain of each cell's result in the history file."
+    ).tag(config=True)
+    history_max_sessions = Integer(
+        1000, min=0, help="Most kernel sessions kept in the history file, oldest deleted first; 0: any."
+    ).tag(config=True)
+    history_max_rows = Integer(
+        100_000, min=0, help="Most inputs kept in the history file, oldest sessions deleted first; 0: any."
+    ).tag(config=True)
     max_stream_message = Integer(
         1 << 20, min=1, help="Most characters in one stream message; longer output is split."
     ).tag(config=True)
@@ -102,6 +119,9 @@ class FastKernelApp(Application):
         "stop-on-error-reply": "FastKernelApp.stop_on_error_reply",
         "output-cache-entries": "FastKernelApp.output_cache_entries",
         "output-cache-bytes": "FastKernelApp.output_cache_bytes",
+        "history-file": "FastKernelApp.history_file",
+        "history-max-sessions": "FastKernelApp.history_max_sessions",
+        "history-max-rows": "FastKernelApp.history_max_rows",
         "log-level": "Application.log_level",
     }
     flags = {
@@ -110,6 +130,11 @@ class FastKernelApp(Application):
             "Accept an empty key: messages are neither signed nor verified.",
         ),
         "debug": ({"Application": {"log_level": logging.DEBUG}}, "Log at DEBUG level."),
+        "no-history": ({"FastKernelApp": {"history_enabled": False}}, "Keep no input history."),
+        "history-store-output": (
+            {"FastKernelApp": {"history_store_output": True}},
+            "Also keep the text/plain of each result in the history file.",
+        ),
         "no-capture-fd-output": (
             {"FastKernelApp": {"capture_fd_output": False}},
             "Leave file descriptors 1 and 2 alone: output of subprocesses and C code is not sent.",
@@ -224,7 +249,9 @@ def run_kernel(app: FastKernelApp) -> int:
         stop_on_error_reply=app.stop_on_error_reply,
         output_cache_entries=app.output_cache_entries,
         output_cache_bytes=app.output_cache_bytes,
+        history=_history_store(app),
     )
+    server.on_idle = kernel.history_store.on_idle  # history is written on the main thread when idle
     server.dispatch = kernel.dispatch
     server.event_loop = lambda: getattr(kernel.interpreter, "event_loop", None)
     server.make_welcome = lambda topic: factory.msg(
@@ -233,6 +260,21 @@ def run_kernel(app: FastKernelApp) -> int:
     server.iopub_thread.on_flush_due = kernel.streams.flush
     _wire_output(app, server, kernel)
     return _serve(server, kernel, path if created else None)
+
+
+def _history_store(app: FastKernelApp) -> Any:
+    """The input history store (sqlite3 is imported when it is first used, not here)."""
+    from fastkernel.history import HistoryStore, default_history_file
+
+    path = None
+    if app.history_enabled:
+        path = os.path.expanduser(app.history_file) if app.history_file else str(default_history_file())
+    return HistoryStore(
+        path,
+        store_output=app.history_store_output,
+        max_sessions=app.history_max_sessions,
+        max_rows=app.history_max_rows,
+    )
 
 
 def _wire_output(app: FastKernelApp, server: Any, kernel: Any) -> None:
@@ -263,6 +305,7 @@ def _serve(server: Any, kernel: Any, created_path: Path | None) -> int:
         server.serve_forever()
     finally:
         kernel.streams.flush()
+        kernel.history_store.close()
         server.close()
         sys.stdout, sys.stderr = saved
         if created_path is not None:

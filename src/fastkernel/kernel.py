@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from fastkernel import ipycompat
+from fastkernel.history import HistoryStore
 from fastkernel.interpreter import display as display_api
 from fastkernel.interpreter.completeness import is_complete
 from fastkernel.interpreter.core import Interpreter
@@ -90,6 +92,13 @@ def field(msg: Message, name: str, kind: type | tuple[type, ...], default: Any =
     return value
 
 
+def _count(msg: Message, n: Any) -> int:
+    """A history_request ``n``: a count of cells, not negative."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise BadRequest(f"{msg['msg_type']} field 'n' must be a non-negative integer, got {n!r}")
+    return n
+
+
 class Kernel:
     """Message handlers for the shell and control channels."""
 
@@ -103,6 +112,7 @@ class Kernel:
         stop_on_error_reply: str = "error",
         output_cache_entries: int = DEFAULT_MAX_ENTRIES,
         output_cache_bytes: int = DEFAULT_MAX_BYTES,
+        history: HistoryStore | None = None,
     ) -> None:
         self.outlet = outlet
         self.factory = factory or MessageFactory()
@@ -111,21 +121,26 @@ class Kernel:
         self.stop_on_error_reply = stop_on_error_reply
         self.interpreter = Interpreter(on_result=self._publish_result)
         self.interpreter.history.set_limits(output_cache_entries, output_cache_bytes)
+        self.history_store = history if history is not None else HistoryStore()  # history_request
         self.streams = StreamCoalescer(self._publish_stream, outlet.schedule_stream_flush, stream_interval)
         self.stdout = KernelStream("stdout", self.streams.write)
         self.stderr = KernelStream("stderr", self.streams.write)
         self._parent: Message | None = None
         self._allow_stdin = False
         self._unknown_logged: set[str] = set()
+        self._completer: Any = None  # interpreter.completion.Completer, made by the first complete_request
         self.published = 0  # iopub messages so far: tells whether a cell produced output
         display_api.set_publisher(self._publish_display)
         self.shell_handlers: dict[str, Callable[[Message], Reply]] = {
             "execute_request": self.execute_request,
             "kernel_info_request": self.kernel_info_request,
             "is_complete_request": self.is_complete_request,
+            "complete_request": self.complete_request,
+            "inspect_request": self.inspect_request,
             "comm_info_request": self.comm_info_request,
             "connect_request": self.connect_request,
             "shutdown_request": self.shutdown_request,
+            "history_request": self.history_request,
         }
         self.control_handlers: dict[str, Callable[[Message], Reply]] = {
             "kernel_info_request": self.kernel_info_request,
@@ -137,6 +152,7 @@ class Kernel:
         }
         # comm is patched when first imported (by user code or the first comm message), not at start.
         after_import("comm", self._install_comms)
+        ipycompat.install(self)  # get_ipython().kernel; IPython adapted when a cell imports it
 
     # -- publishing -------------------------------------------------------
 
@@ -162,14 +178,19 @@ class Kernel:
         self.streams.sync()  # prints before the display show before it
         if target is CURRENT_CELL:
             target = self.streams.parent
-        elif not isinstance(target, dict):  # DISCARD, or a text-only callable target
-            return
+        elif not isinstance(target, dict):
+            # A capturing target (%%capture) may take the display; DISCARD and text-only callables drop it.
+            take = getattr(target, "take_display", None)
+            if take is None or take(msg_type, content):
+                return
+            target = self.streams.parent
         self.publish(msg_type, content, target)
 
     def _publish_result(self, value: Any) -> None:
         self.streams.sync()  # keep prints of the cell (fd output too) before its result
         data, metadata = format_object(value)
         self.interpreter.history.record_output(value)  # _, Out[n], _n when the cell stores history
+        self.history_store.record_output(self.interpreter.history.current, data)
         content = {"execution_count": self.execution_count, "data": data, "metadata": metadata}
         self.publish("execute_result", content, self._parent)
 
@@ -271,6 +292,26 @@ class Kernel:
             content["indent"] = indent
         return Reply(content)
 
+    def complete_request(self, msg: Message) -> Reply:
+        code = field(msg, "code", str)
+        cursor_pos = field(msg, "cursor_pos", int, len(code))
+        if self._completer is None:
+            from fastkernel.interpreter.completion import Completer
+
+            self._completer = Completer(
+                self.interpreter.namespace, magics=lambda: getattr(self.interpreter, "magics", None)
+            )
+        return Reply(self._completer.reply(code, cursor_pos))
+
+    def inspect_request(self, msg: Message) -> Reply:
+        from fastkernel.interpreter.introspect import inspect_reply
+
+        code = field(msg, "code", str)
+        cursor_pos = field(msg, "cursor_pos", int, len(code))
+        detail_level = field(msg, "detail_level", int, 0)
+        namespace, labels = self.interpreter.namespace, self.interpreter.labels
+        return Reply(inspect_reply(code, cursor_pos, detail_level, namespace, labels))
+
     def shutdown_request(self, msg: Message) -> Reply:
         restart = field(msg, "restart", bool, False)
         if self.interpreter.executing:  # a shutdown while a cell runs interrupts it first
@@ -280,6 +321,32 @@ class Kernel:
     def interrupt_request(self, msg: Message) -> Reply:
         self.outlet.interrupt_main()
         return Reply({"status": "ok"})
+
+    def history_request(self, msg: Message) -> Reply:
+        """tail, range and search over the SQLite history (fastkernel.history)."""
+        kind = field(msg, "hist_access_type", str)
+        raw = field(msg, "raw", bool, True)
+        output = field(msg, "output", bool, False)
+        store = self.history_store
+        if kind == "tail":
+            history = store.tail(_count(msg, field(msg, "n", int)), raw, output)
+        elif kind == "range":
+            stop = field(msg, "stop", (int, type(None)), None)
+            session, start = field(msg, "session", int, 0), field(msg, "start", int, 1)
+            history = store.range(session, start, stop, raw, output)
+        elif kind == "search":
+            pattern, unique = field(msg, "pattern", str), field(msg, "unique", bool, False)
+            n = field(msg, "n", (int, type(None)), None)
+            history = store.search(pattern, raw, output, None if n is None else _count(msg, n), unique)
+        else:
+            raise BadRequest(f"hist_access_type must be 'tail', 'range' or 'search', got {kind!r}")
+        return Reply({"status": "ok", "history": history})
+
+    def _record_history(self, count: int, code: str) -> None:
+        """Cell ``count`` into the history store; written to disk later, when the kernel is idle."""
+        inputs = self.interpreter.history.inputs
+        source = inputs[count] if count < len(inputs) and isinstance(inputs[count], str) else code
+        self.history_store.record(count, code, source)
 
     def execute_request(self, msg: Message) -> Reply:
         code = field(msg, "code", str)
@@ -293,6 +360,7 @@ class Kernel:
         count = self.execution_count
         if not silent:
             self.publish("execute_input", {"code": code, "execution_count": count}, msg)
+        self.history_store.flush_if_due()  # cells queued before this one (see HistoryStore)
         started = utcnow_iso()
         published_before = self.published
         self._parent = msg
@@ -325,6 +393,8 @@ class Kernel:
             "duration_s": outcome.duration_s,
             "peak_rss_growth_bytes": outcome.peak_rss_growth_bytes,
         }
+        if store_history:
+            self._record_history(count, code)
         # Like ipykernel, a silent cell's failure does not abort what the user queued.
         abort = content["status"] == "error" and stop_on_error and not silent
         return Reply(content, metadata, then=self.abort_queued if abort else None)

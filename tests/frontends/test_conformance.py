@@ -1,8 +1,8 @@
 """The jupyter_kernel_test conformance suite against fastkernel.
 
-Features that fastkernel does not have yet (completion, inspection, history, display_data,
-clear_output, pager) keep the suite's empty defaults, so those tests skip; fill in their
-samples here when the feature lands.
+Features that fastkernel does not have yet (display_data, clear_output, pager)
+keep the suite's empty defaults, so those tests skip; fill in their samples here when the
+feature lands.
 """
 
 from __future__ import annotations
@@ -55,11 +55,16 @@ class FastKernelConformanceTests(jupyter_kernel_test.KernelTests):
         {"code": "None or 1.5", "result": "1.5"},
     ]
 
-    # Not implemented in fastkernel yet: leave empty so the suite skips them.
-    completion_samples: list = []
-    code_inspect_sample = ""
-    code_history_pattern = ""
-    supported_history_operations = ()
+    # Matches that jedi and the namespace fallback (when jedi is cut off at 0.5 s) agree on.
+    completion_samples = [
+        {"text": "zi", "matches": ["zip"]},
+        {"text": "print", "matches": ["print"]},
+        {"text": "xyzzy_not_defined", "matches": []},
+    ]
+    code_inspect_sample = "zip"
+    # A glob for the history search, matching one cell of code_execute_result.
+    code_history_pattern = "6 * 7"
+    supported_history_operations = ("tail", "range", "search")
     code_display_data = [
         {"code": "display({'text/html': '<b>hi</b>', 'text/plain': 'hi'}, raw=True)", "mime": "text/html"},
         {"code": "display({'text/markdown': '*hi*', 'text/plain': 'hi'}, raw=True)", "mime": "text/markdown"},

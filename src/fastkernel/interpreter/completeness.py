@@ -16,6 +16,8 @@ import tokenize
 import warnings
 from dataclasses import dataclass, field
 
+from fastkernel.interpreter.magics.transform import cell_magic, transform_cell
+
 INDENT = "    "
 # Statements after which the rest of their block cannot run: the next line is dedented.
 _BLOCK_ENDERS = frozenset({"return", "pass", "raise", "break", "continue"})
@@ -124,6 +126,10 @@ def is_complete(source: str) -> tuple[str, str]:
     source = source.replace("\r\n", "\n")
     if not source.strip():
         return "complete", ""
+    if cell_magic(source) is not None:  # %%magic: ends at a blank line, as in IPython
+        lines = source.splitlines()
+        return ("complete", "") if not lines[-1].strip() else ("incomplete", _last_line_indent(source))
+    source = transform_cell(source)  # !cmd, %magic and obj? lines become calls on the same lines
     status = _parse_status(source)
     if status == "incomplete" or (status == "complete" and _ends_inside_block(source)):
         return "incomplete", next_indent(source)

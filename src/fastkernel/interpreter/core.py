@@ -17,6 +17,7 @@ import tokenize
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from fastkernel.interpreter.events import EventManager, ExecutionInfo, ExecutionResult
@@ -28,7 +29,9 @@ from fastkernel.interpreter.hooks import (
     install_inspect_classes,
     install_warnings_labels,
 )
+from fastkernel.interpreter.magics.transform import MAGICS, transform_cell
 from fastkernel.interpreter.outcache import OutputCache
+from fastkernel.interpreter.shell import FastKernelShell
 from fastkernel.interpreter.sources import CellSources
 from fastkernel.interpreter.tracebacks import CellError, format_error
 
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from fastkernel.interpreter.asyncsupport import EventLoopHost
+    from fastkernel.interpreter.magics.registry import Magics
 
 ResultHook = Callable[[Any], None]
 
@@ -140,6 +144,8 @@ class Interpreter:
         self._previous_main: types.ModuleType | None = None
         self._cancel_hooks: list[Callable[[], None]] = []
         self.events = EventManager()  # pre/post_execute, pre/post_run_cell (IPython's names)
+        self.shell = FastKernelShell(self)  # get_ipython(), in the namespace like exit and quit
+        self.namespace["get_ipython"] = self.shell.get_ipython
 
     # -- process-wide set-up ------------------------------------------------
 
@@ -161,6 +167,9 @@ class Interpreter:
         from fastkernel.interpreter import mpsupport
 
         self._cancel_hooks = mpsupport.install(self.patches)
+        from fastkernel.interpreter import inlinefigures  # matplotlib figures as cell output
+
+        self._cancel_hooks += inlinefigures.install(self)
 
     def uninstall(self) -> None:
         """Undo :meth:`install_as_main` and close the event loop (tests, shutdown)."""
@@ -202,6 +211,7 @@ class Interpreter:
 
     def compile_cell(self, source: str, filename: str) -> tuple[types.CodeType, types.CodeType | None]:
         """Return (body, last_expression) code objects; last is None when nothing displays."""
+        source = self._transform(source)
         tree = compile(source, filename, "exec", ast.PyCF_ONLY_AST | self._flags(), dont_inherit=True)
         self._collect_future_flags(tree)
         last = None
@@ -211,6 +221,20 @@ class Interpreter:
         body = compile(tree, filename, "exec", self._flags(), dont_inherit=True)
         last_code = compile(last, filename, "eval", self._flags(), dont_inherit=True) if last else None
         return body, last_code
+
+    def _transform(self, source: str) -> str:
+        """Rewrite ``%magic``, ``!cmd`` and ``obj?`` into calls on :attr:`magics` (lines kept)."""
+        rewritten = transform_cell(source)
+        if rewritten is not source:
+            self.namespace[MAGICS] = self.magics
+        return rewritten
+
+    @cached_property
+    def magics(self) -> Magics:
+        """Line and cell magics (docs/magics.md), made on first use."""
+        from fastkernel.interpreter.magics.registry import Magics
+
+        return Magics(self)
 
     # -- running -----------------------------------------------------------
 

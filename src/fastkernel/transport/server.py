@@ -10,7 +10,9 @@ main                    shell, stdin        receives shell requests and runs the
                                             raises KeyboardInterrupt in it; sends shell
                                             replies; uses stdin for ``input()``. While
                                             idle it also runs the user's asyncio loop (once
-                                            a cell made one), so cells' tasks keep running.
+                                            a cell made one), so cells' tasks keep running,
+                                            and ``on_idle`` work: writing the input history
+                                            to SQLite (fastkernel/history.py), batched.
 fastkernel-control      control             receives control requests (interrupt, shutdown,
                                             kernel_info, ...) and answers them, even while a
                                             cell runs on the main thread. When a frontend
@@ -371,6 +373,9 @@ class KernelServer:
         self.parent_pid: int | None = None  # stop when our parent process changes (see ControlThread)
         self.dispatch: Dispatch = lambda channel, msg: None
         self.make_welcome: Callable[[bytes], Message] | None = None
+        # Main-thread work once waiting shell requests are handled (history writes); returns
+        # seconds until it wants to run again, or None.
+        self.on_idle: Callable[[], float | None] = lambda: None
         self._rejects = RejectLog(log)
         self._codecs = {"shell": codec, "control": codec.fork(), "stdin": codec.fork()}
         self.shell = _router(self.ctx, max_message_bytes)
@@ -514,17 +519,23 @@ class KernelServer:
         poller.register(self.shell, zmq.POLLIN)
         poller.register(self._main_wake.read_fd, zmq.POLLIN)
         watched_loop: Any = None
+        idle_ms: int | None = None
         while not self.stopping:
             try:
                 loop = self.event_loop()
                 if loop is not watched_loop:
                     watched_loop = self._watch_loop(poller, watched_loop, loop)
-                events = dict(poller.poll(_loop_timeout_ms(loop)))
+                timeout = _loop_timeout_ms(loop)
+                if idle_ms is not None:
+                    timeout = idle_ms if timeout is None else min(timeout, idle_ms)
+                events = dict(poller.poll(timeout))
                 self._main_wake.drain()
                 if self.shell in events:
                     self._receive_shell_batch()
                 if loop is not None and not loop.is_closed():
                     _run_loop_once(loop)
+                due = self.on_idle()
+                idle_ms = None if due is None else _ms_until(due, 0.0)
             except KeyboardInterrupt:
                 continue  # an interrupt while idle is a no-op
             except Exception:  # a failing user task callback must not stop the kernel

@@ -1,0 +1,231 @@
+"""``get_ipython()``: a small shell object for code written against IPython's.
+
+Libraries and notebooks call ``get_ipython()`` to find the kernel (ipywidgets, tqdm, matplotlib)
+or to reach a handful of conveniences (``user_ns``, ``events``, ``set_next_input``,
+``run_line_magic``). :class:`FastKernelShell` offers those and nothing more: any other attribute
+raises an AttributeError naming what it has, so a missing feature fails where it is used.
+
+The interpreter knows no messages: the kernel core sets :attr:`FastKernelShell.kernel` to an
+object giving the comm manager and the current request (see ``fastkernel.ipycompat``).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from fastkernel.interpreter import display as display_api
+from fastkernel.interpreter.formatting import Bundle, format_object
+
+if TYPE_CHECKING:
+    from fastkernel.interpreter.core import Interpreter
+    from fastkernel.interpreter.events import EventManager
+
+ExcInfo = tuple[Any, Any, Any]
+
+
+class DisplayPublisher:
+    """``get_ipython().display_pub``: publish a ready MIME bundle, or clear the output."""
+
+    def publish(
+        self,
+        data: dict[str, Any],
+        metadata: dict[str, Any] | None = None,
+        source: str | None = None,  # IPython's, unused since IPython 4
+        *,
+        transient: dict[str, Any] | None = None,
+        update: bool = False,
+    ) -> None:
+        display_api.display(data, raw=True, metadata=metadata, transient=transient, update=update)
+
+    def clear_output(self, wait: bool = False) -> None:
+        display_api.clear_output(wait)
+
+
+class DisplayFormatter:
+    """``get_ipython().display_formatter``: an object's ``(data, metadata)`` MIME bundle."""
+
+    def format(self, obj: Any, include: Any = None, exclude: Any = None) -> tuple[Bundle, Bundle]:
+        data, metadata = format_object(obj)
+
+        def wanted(mime: str) -> bool:  # text/plain stays, as in IPython and fastkernel's display()
+            chosen = (include is None or mime in include) and (exclude is None or mime not in exclude)
+            return chosen or mime == "text/plain"
+
+        return {k: v for k, v in data.items() if wanted(k)}, metadata
+
+
+class FastKernelShell:
+    """What ``get_ipython()`` returns in a fastkernel kernel: one per interpreter."""
+
+    def __init__(self, interpreter: Interpreter) -> None:
+        self.interpreter = interpreter
+        self.kernel: Any = None  # set by the kernel core: comm_manager, get_parent()
+        self.display_pub = DisplayPublisher()
+        self.display_formatter = DisplayFormatter()
+        self._config: Any = None
+
+    def __repr__(self) -> str:
+        return "<fastkernel get_ipython() shell>"
+
+    def get_ipython(self) -> FastKernelShell:
+        """The shell itself (``get_ipython`` in the user namespace is this method)."""
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for names the shell lacks; dunder lookups (copy, pickle) stay quiet.
+        if name.startswith("__"):
+            raise AttributeError(name)
+        have = ", ".join(n for n in sorted({*dir(type(self)), *vars(self)}) if not n.startswith("_"))
+        raise AttributeError(f"fastkernel's get_ipython() shell has no attribute {name!r}; it has: {have}")
+
+    # -- namespace and state --------------------------------------------------
+
+    @property
+    def user_ns(self) -> dict[str, Any]:
+        return self.interpreter.namespace
+
+    @property
+    def user_global_ns(self) -> dict[str, Any]:
+        return self.interpreter.namespace
+
+    @property
+    def events(self) -> EventManager:
+        return self.interpreter.events
+
+    @property
+    def execution_count(self) -> int:
+        """The count the next cell will get: IPython counts the running cell before it runs."""
+        return int(getattr(self.kernel, "execution_count", 0)) + 1
+
+    @property
+    def config(self) -> Any:
+        """An empty traitlets Config (imported on first use), for code that reads settings."""
+        if self._config is None:
+            from traitlets.config import Config
+
+            self._config = Config()
+        return self._config
+
+    def ev(self, expr: str) -> Any:
+        """Evaluate ``expr`` in the user namespace."""
+        return eval(expr, self.user_ns)
+
+    def ex(self, code: str) -> None:
+        """Execute ``code`` in the user namespace."""
+        exec(code, self.user_ns)
+
+    def push(self, variables: Any, interactive: bool = True) -> None:
+        """Put variables in the user namespace: a dict, or names (str or list) of the caller's."""
+        if isinstance(variables, dict):
+            self.user_ns.update(variables)
+            return
+        names = re.split(r"[\s,]+", variables.strip()) if isinstance(variables, str) else list(variables)
+        frame = sys._getframe(1)
+        scope = {**frame.f_globals, **frame.f_locals}
+        for name in filter(None, names):
+            if name not in scope:
+                raise NameError(f"push: the caller has no variable named {name!r}")
+            self.user_ns[name] = scope[name]
+
+    # -- the current request ---------------------------------------------------
+
+    def get_parent(self) -> dict[str, Any]:
+        """The request that output here goes to (with "header"); {} outside a kernel."""
+        return self.kernel.get_parent() if self.kernel is not None else {}
+
+    @property
+    def parent_header(self) -> dict[str, Any]:
+        # ipykernel's shell keeps the whole parent request under this name; so does this one.
+        return self.get_parent()
+
+    def set_parent(self, parent: Any) -> None:
+        """Accepted and ignored: output already goes to the request of the code that writes it."""
+
+    def set_next_input(self, text: str, replace: bool = False) -> None:
+        """Ask the frontend to put ``text`` in the next input cell (once per cell, last wins)."""
+        self.interpreter.add_payload({"source": "set_next_input", "text": text, "replace": replace})
+
+    # -- errors -----------------------------------------------------------------
+
+    def showtraceback(
+        self,
+        exc_tuple: ExcInfo | None = None,
+        filename: str | None = None,
+        tb_offset: int | None = None,
+        exception_only: bool = False,
+        running_compiled_code: bool = False,
+    ) -> None:
+        """Show an exception (default: the one being handled) as the cell's ``error`` output."""
+        etype, value, tb = exc_tuple if exc_tuple is not None else sys.exc_info()
+        if etype is None:
+            print("No traceback available to show.", file=sys.stderr)
+            return
+        if not isinstance(value, BaseException):
+            value = etype(value)
+        if value.__traceback__ is None and tb is not None:
+            value = value.with_traceback(tb)
+        error = self.interpreter.format_exception(value)
+        content = {"ename": error.ename, "evalue": error.evalue, "traceback": error.traceback}
+        if display_api._publisher is None:  # no kernel: show it where a script would
+            print("\n".join(error.traceback), file=sys.stderr)
+            return
+        display_api._publish("error", content)
+
+    def showsyntaxerror(self, filename: str | None = None, running_compiled_code: bool = False) -> None:
+        self.showtraceback()
+
+    # -- GUI and matplotlib ---------------------------------------------------------
+
+    def enable_gui(self, gui: str | None = None) -> None:
+        """Accepted and ignored: the kernel runs no GUI event loop (matplotlib calls this)."""
+
+    def enable_matplotlib(self, gui: str | None = None) -> tuple[str | None, str]:
+        """Turn on fastkernel's inline matplotlib backend, where this kernel has one."""
+        try:
+            from fastkernel import mplinline  # imports matplotlib
+        except ImportError:
+            return gui, "agg"
+        mplinline.enable()
+        return "inline", mplinline.BACKEND
+
+    # -- magics and the system shell (fastkernel's magics object, when present) -------
+
+    def _magics(self, what: str) -> Any:
+        magics = getattr(self.interpreter, "magics", None)
+        if magics is None:
+            raise NotImplementedError(f"{what} needs magics support, which this fastkernel does not have")
+        return magics
+
+    def run_line_magic(self, magic_name: str, line: str, _stack_depth: int = 1) -> Any:
+        return self._magics("run_line_magic").run_line(magic_name, line)
+
+    def run_cell_magic(self, magic_name: str, line: str, cell: str) -> Any:
+        return self._magics("run_cell_magic").run_cell(magic_name, line, cell)
+
+    def system(self, cmd: str) -> Any:
+        return self._magics("system").system(cmd)
+
+    def getoutput(self, cmd: str, split: bool = True, depth: int = 0) -> Any:
+        return self._magics("getoutput").getoutput(cmd)
+
+    def register_magic_function(
+        self, func: Callable[..., Any], magic_kind: str = "line", magic_name: str | None = None
+    ) -> None:
+        """What IPython's ``@register_line_magic`` and ``@register_cell_magic`` call."""
+        from fastkernel.interpreter.magics import registry
+
+        name = magic_name or func.__name__
+        if magic_kind not in ("line", "cell", "line_cell"):
+            raise ValueError(f"magic_kind must be 'line', 'cell' or 'line_cell', got {magic_kind!r}")
+        if magic_kind != "cell":  # a line_cell magic gets cell=None when used as a line magic
+            call_line = (
+                (lambda m, line: func(line, None))
+                if magic_kind == "line_cell"
+                else (lambda m, line: func(line))
+            )
+            registry.line_magic(name)(call_line)
+        if magic_kind != "line":
+            registry.cell_magic(name)(lambda m, line, cell: func(line, cell))
