@@ -21,7 +21,7 @@ $(TEST_STAMP): $(STAMP)
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m pip install --quiet nbclient nbformat
+	$(BIN)/python -m pip install --quiet nbclient nbformat ipywidgets matplotlib
 	$(BIN)/python tools/run_tour.py docs/examples/tour.ipynb
 
 lint: $(TEST_STAMP)

@@ -31,7 +31,10 @@ def install_kernelspec(name: str, argv: list[str]) -> str:
     return name
 
 
-def _put_specs_on_jupyter_path() -> None:
+def _put_specs_on_jupyter_path()
+# Kernels that tests launch by hand (python -m fastkernel) write their history file under the
+# Jupyter data dir: a temporary one, never the user's.
+os.environ["JUPYTER_DATA_DIR"] = str(_SPEC_ROOT / "data") -> None:
     paths = [str(_SPEC_ROOT), *filter(None, os.environ.get("JUPYTER_PATH", "").split(os.pathsep))]
     os.environ["JUPYTER_PATH"] = os.pathsep.join(paths)
 
@@ -40,3 +43,6 @@ def _put_specs_on_jupyter_path() -> None:
 # of the history file pass --history-file (a later argument wins).
 install_kernelspec(KERNEL_NAME, [sys.executable, "-m", "fastkernel", "--history-file=:memory:"])
 _put_specs_on_jupyter_path()
+# Kernels that tests launch by hand (python -m fastkernel) write their history file under the
+# Jupyter data dir: a temporary one, never the user's.
+os.environ["JUPYTER_DATA_DIR"] = str(_SPEC_ROOT / "data")
