@@ -31,10 +31,7 @@ def install_kernelspec(name: str, argv: list[str]) -> str:
     return name
 
 
-def _put_specs_on_jupyter_path()
-# Kernels that tests launch by hand (python -m fastkernel) write their history file under the
-# Jupyter data dir: a temporary one, never the user's.
-os.environ["JUPYTER_DATA_DIR"] = str(_SPEC_ROOT / "data") -> None:
+def _put_specs_on_jupyter_path() -> None:
     paths = [str(_SPEC_ROOT), *filter(None, os.environ.get("JUPYTER_PATH", "").split(os.pathsep))]
     os.environ["JUPYTER_PATH"] = os.pathsep.join(paths)
 
