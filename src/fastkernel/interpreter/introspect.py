@@ -129,6 +129,9 @@ def describe(obj: Any, detail_level: int = 0, name: str = "", labels: Mapping[st
     )
     if instance:
         fields.append(("String form", _string_form(obj)))
+        length = _length(obj)
+        if length is not None:
+            fields.append(("Length", str(length)))
     where = _file(obj, labels)
     if where:
         fields.append(("File", where))
@@ -151,6 +154,13 @@ def describe(obj: Any, detail_level: int = 0, name: str = "", labels: Mapping[st
             if init_doc and init_doc != inspect.getdoc(obj):
                 fields.append(("Init docstring", init_doc))
     return "\n".join(_field(label, text) for label, text in fields)
+
+
+def _length(obj: Any) -> int | None:
+    # Only for the builtin containers: len() of other objects may run arbitrary code.
+    if isinstance(obj, (str, bytes, list, tuple, dict, set, frozenset)):
+        return len(obj)
+    return None
 
 
 def _field(label: str, text: str) -> str:

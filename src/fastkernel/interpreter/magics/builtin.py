@@ -41,24 +41,28 @@ def _lookup(magics: Magics, target: str) -> Any:
 
 
 def _magic_help(magics: Magics, target: str, level: int) -> str | None:
-    from fastkernel.interpreter.inspection import describe
+    from fastkernel.interpreter.introspect import describe
 
     name = target.lstrip("%")
     magics.names()  # loads the table
     tables = (CELL, LINE) if target.startswith("%%") else (LINE, CELL)
     func = next((table[name] for table in tables if name in table), None)
-    return None if func is None else describe(func, level)
+    return None if func is None else describe(func, level, name=target)
 
 
 def show_help(magics: Magics, target: str, level: int) -> None:
-    """Page a description of ``target``, or print that it was not found, as IPython does."""
-    from fastkernel.interpreter.inspection import describe
+    """Page a description of ``target``, or print that it was not found, as IPython does.
+
+    The text is the one Shift-Tab shows (inspect_request), from the same function.
+    """
+    from fastkernel.interpreter.introspect import describe
 
     if target.startswith("%"):
         text = _magic_help(magics, target, level)
     else:
         obj = _lookup(magics, target)
-        text = None if obj is _MISSING else describe(obj, level, magics.interpreter.labels)
+        labels = magics.interpreter.labels
+        text = None if obj is _MISSING else describe(obj, level, name=target, labels=labels)
     if text is None:
         print(f"Object `{target}` not found.")
         return
