@@ -29,7 +29,7 @@ NEEDS = {"plots_and_widgets": ("matplotlib", "ipywidgets"), "rich_output": ("pan
 _VOLATILE = [
     (re.compile(r"0x[0-9a-fA-F]+"), "0x?"),  # object addresses
     (re.compile(r"[0-9a-f]{32}"), "<id>"),  # widget model ids
-    (re.compile(r"\d+(\.\d+)?\s*(ns|µs|μs|us|ms|s)\b"), "<time>"),  # %time and %timeit figures
+    (re.compile(r"\d+(\.\d+)?(e[+-]?\d+)?\s*(ns|µs|μs|us|ms|s)\b"), "<time>"),  # %time and %timeit figures
 ]
 
 

@@ -183,7 +183,8 @@ def test_help_puts_a_page_payload(cells: Cells, capsys: pytest.CaptureFixture[st
     (page,) = outcome.payload
     assert page["source"] == "page" and page["start"] == 0
     text = page["data"]["text/plain"]
-    assert "Signature: f(a, b=2)" in text and "Add." in text and "Type:      function" in text
+    for field in (r"Signature: +f\(a, b=2\)", "Type: +function", "Docstring: +Add."):
+        assert re.search(f"^{field}$", text, re.M), (field, text)
     (page,) = cells.ok("f??").payload
     assert "return a" in page["data"]["text/plain"]
     assert "File:" in page["data"]["text/plain"] and "Cell In[1]" in page["data"]["text/plain"]
