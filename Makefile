@@ -30,7 +30,10 @@ lint: $(TEST_STAMP)
 	$(BIN)/mypy
 
 test: $(TEST_STAMP) lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not stress" tests
+
+stress: $(TEST_STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m stress tests/reliability
 
 bench: $(TEST_STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

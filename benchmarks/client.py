@@ -75,6 +75,7 @@ class Client:
         self.control = self._socket(ctx, zmq.DEALER, base + str(info["control_port"]))
         self.iopub = self._socket(ctx, zmq.SUB, base + str(info["iopub_port"]))
         self.iopub.setsockopt(zmq.SUBSCRIBE, b"")
+        self.malformed = 0  # messages that could not be parsed (see pump)
         self.poller = zmq.Poller()
         self.poller.register(self.shell, zmq.POLLIN)
         self.poller.register(self.iopub, zmq.POLLIN)
@@ -155,7 +156,12 @@ class Client:
                     except zmq.Again:
                         break
                     if handler is not None:
-                        handler(Msg(frames))
+                        try:
+                            msg = Msg(frames)
+                        except (ValueError, KeyError, IndexError):  # a kernel's garbled message
+                            self.malformed += 1
+                            continue
+                        handler(msg)
 
     def request(self, msg_type: str, content: dict[str, Any], channel: str = "shell", **kw: Any) -> Msg:
         """Send a request and return its reply (iopub traffic meanwhile is discarded)."""

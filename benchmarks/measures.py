@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import statistics
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from client import Client, KernelProcess, Msg
+from client import Client, KernelDied, KernelProcess, Msg
 
 PRINT_CODE = "for i in range({n}):\n    print(i)"
 FLUSHED_PRINT_CODE = "for i in range({n}):\n    print(i, flush=True)"
@@ -250,3 +253,140 @@ def completions(
         times.append(seconds)
         found = found and ok
     return first, times, found
+
+
+# -- interrupts (benchmarks/interrupts.py runs these against every kernel) -------------
+
+INTERRUPT_CELLS = {
+    "sleep": "import time\nprint('started', flush=True)\ntime.sleep(30)",
+    "busy loop": (
+        "import time\nprint('started', flush=True)\nt = time.monotonic()\n"
+        "while time.monotonic() - t < 30:\n    pass"
+    ),
+}
+
+
+def send_interrupt(kernel: KernelProcess, mode: str) -> None:
+    """Interrupt as jupyter_client does: SIGINT to the process group, or interrupt_request."""
+    if mode == "signal":
+        os.killpg(kernel.pid, signal.SIGINT)  # the kernel leads its own session (see client.py)
+    else:
+        kernel.client.send("interrupt_request", {}, channel="control")
+
+
+def interrupt_latency(kernel: KernelProcess, code: str, mode: str, deadline: float = 10.0) -> float | None:
+    """Seconds from the interrupt to the execute_reply of a running ``code`` cell.
+
+    The interrupt is sent once the cell's "started" output has arrived. None when the cell was
+    not ended by a KeyboardInterrupt within ``deadline`` (the cell then runs out its 30 s).
+    """
+    client = kernel.client
+    state: dict[str, Any] = {"started": False, "reply": None, "idle": False}
+    msg_id = ""
+
+    def on_iopub(msg: Msg) -> None:
+        if msg.parent_id != msg_id:
+            return
+        if msg.msg_type == "stream" and "started" in msg.content.get("text", ""):
+            state["started"] = True
+        elif msg.msg_type == "status" and msg.content["execution_state"] == "idle":
+            state["idle"] = True
+
+    def on_shell(msg: Msg) -> None:
+        if msg.parent_id == msg_id and msg.msg_type == "execute_reply":
+            state["reply"] = msg
+            state["at"] = time.perf_counter()
+
+    msg_id = client.execute(code)
+    client.pump(lambda: state["started"], on_shell=on_shell, on_iopub=on_iopub, alive=kernel.alive)
+    t0 = time.perf_counter()
+    send_interrupt(kernel, mode)
+
+    def done() -> bool:
+        return state["reply"] is not None and state["idle"]
+
+    client.pump(done, on_shell=on_shell, on_iopub=on_iopub, timeout=60, alive=kernel.alive)
+    seconds = state["at"] - t0
+    if state["reply"].content.get("ename") != "KeyboardInterrupt" or seconds > deadline:
+        return None
+    return float(seconds)
+
+
+STORM_CELLS = [
+    "import time\ntime.sleep({s})",
+    "import time\nt = time.perf_counter()\nwhile time.perf_counter() - t < {s}:\n    pass",
+    "import time\nfor i in range(5):\n    print(i)\n    time.sleep({s} / 5)",
+    "1 + 1",
+]
+
+
+@dataclass
+class StormResult:
+    sent: int
+    interrupts: int
+    lost: int  # execute_requests never answered
+    outcomes: dict[str, int]  # reply status or ename -> count
+    responsive: bool  # a kernel_info_request on shell answered afterwards
+
+
+def interrupt_storm(kernel: KernelProcess, mode: str, n: int, seed: int, quiet: float = 5.0) -> StormResult:
+    """``n`` short random cells (0-20 ms), interrupts at random moments between sends.
+
+    Replies are awaited until every request has one or none came for ``quiet`` seconds.
+    """
+    import random
+
+    rng = random.Random(seed)
+    client = kernel.client
+    replies: dict[str, str] = {}
+
+    def on_shell(msg: Msg) -> None:
+        if msg.msg_type == "execute_reply" and msg.parent_id is not None:
+            try:
+                content = msg.content
+            except ValueError:  # seen from a peer: a reply cut short by the interrupt
+                replies[msg.parent_id] = "malformed reply"
+                return
+            replies[msg.parent_id] = content.get("ename") or content.get("status", "?")
+
+    ids = []
+    interrupts = 0
+    malformed = client.malformed
+    for _ in range(n):
+        code = rng.choice(STORM_CELLS).format(s=round(rng.uniform(0, 0.02), 4))
+        content = {
+            "code": code,
+            "silent": False,
+            "store_history": True,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": rng.random() < 0.5,
+        }
+        ids.append(client.send("execute_request", content))
+        if rng.random() < 0.4:
+            end = time.monotonic() + rng.uniform(0, 0.02)  # a random moment, replies read meanwhile
+            with contextlib.suppress(KernelDied):
+                client.pump(lambda e=end: time.monotonic() >= e, on_shell=on_shell, timeout=1)
+            if kernel.alive():
+                send_interrupt(kernel, mode)
+                interrupts += 1
+    while len(replies) < n:
+        before = len(replies)
+        with contextlib.suppress(KernelDied):
+            client.pump(
+                lambda b=before: len(replies) > b, on_shell=on_shell, timeout=quiet, alive=kernel.alive
+            )
+        if len(replies) == before:
+            break
+    responsive = False
+    if kernel.alive():
+        with contextlib.suppress(KernelDied):
+            client.request("kernel_info_request", {}, timeout=10, alive=kernel.alive)
+            responsive = True
+    outcomes: dict[str, int] = {}
+    for msg_id in ids:
+        outcome = replies.get(msg_id, "lost")
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    if client.malformed > malformed:
+        outcomes["malformed reply"] = outcomes.get("malformed reply", 0) + client.malformed - malformed
+    return StormResult(n, interrupts, outcomes.get("lost", 0), outcomes, responsive)

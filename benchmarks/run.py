@@ -27,6 +27,14 @@ from typing import Any
 
 import zmq
 from client import KernelDied, KernelProcess, shutdown_all
+from floods import markdown as floods_markdown
+from floods import measure_floods, splice
+from hostile import markdown as hostile_markdown
+from hostile import measure_hostile
+from hostile import splice as splice_hostile
+from interrupts import markdown as interrupts_markdown
+from interrupts import measure_interrupts
+from interrupts import splice as splice_interrupts
 from jupyter_client.kernelspec import KernelSpec
 from measures import (
     PrintResult,
@@ -64,6 +72,9 @@ class Kernel:
     completion_cold: float | None = None  # the first complete_request of the kernel
     completions: dict[str, list[float]] = field(default_factory=dict)  # per COMPLETIONS key
     completion_misses: list[str] = field(default_factory=list)  # replies without the expected match
+    floods: dict[str, Any] = field(default_factory=dict)  # floods.FloodResult per floods.CASES key
+    interrupts: dict[Any, Any] = field(default_factory=dict)  # see interrupts.measure_interrupts
+    hostile: dict[str, Any] = field(default_factory=dict)  # see hostile.measure_hostile
 
 
 def all_kernels() -> list[Kernel]:
@@ -302,6 +313,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-docs", action="store_true", help="print the table only; do not write the report"
     )
+    parser.add_argument(
+        "--floods",
+        action="store_true",
+        help="run only the flood measures (benchmarks/floods.py); rewrite only their section of the docs",
+    )
+    parser.add_argument(
+        "--interrupts",
+        action="store_true",
+        help="run only the interrupt measures (benchmarks/interrupts.py); rewrite only their section",
+    )
+    parser.add_argument(
+        "--hostile",
+        action="store_true",
+        help="run only the forged-flood measures (benchmarks/hostile.py); rewrite only their section",
+    )
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else FULL
     # SIGTERM (make, CI, timeout) unwinds like Ctrl-C, so the finally blocks shut kernels down.
@@ -327,6 +353,18 @@ def main(argv: list[str] | None = None) -> int:
     breakdown: dict[str, Any] = {}
     floor: Kernel | None = None
     try:
+        if args.floods:
+            print("floods (a fresh kernel per case):", flush=True)
+            measure_floods(kernels, ctx, env)
+            return _floods_only(kernels, args)
+        if args.interrupts:
+            print("interrupts (a fresh kernel per kernel and mode):", flush=True)
+            measure_interrupts(kernels, ctx, env)
+            return _interrupts_only(kernels, args)
+        if args.hostile:
+            print("hostile input (a fresh kernel per kernel):", flush=True)
+            measure_hostile(kernels, ctx, env)
+            return _section_only(hostile_markdown(kernels), splice_hostile, args)
         print("startup (spawn to first kernel_info_reply):", flush=True)
         measure_startups(kernels, ctx, settings.startup_runs, env)
         print("executes (round-robin blocks, all kernels running):", flush=True)
@@ -334,6 +372,12 @@ def main(argv: list[str] | None = None) -> int:
         measure_executes(kernels, floor, ctx, settings, env)
         if not kernels[0].skipped:
             breakdown = startup_breakdown(kernels[0], ctx, env, runs=settings.startup_runs)
+        print("floods (a fresh kernel per case):", flush=True)
+        measure_floods(kernels, ctx, env)
+        print("interrupts (a fresh kernel per kernel and mode):", flush=True)
+        measure_interrupts(kernels, ctx, env)
+        print("hostile input (a fresh kernel per kernel):", flush=True)
+        measure_hostile(kernels, ctx, env)
     finally:
         shutdown_all()
         ctx.term()
@@ -347,8 +391,44 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_docs:
         args.docs.parent.mkdir(parents=True, exist_ok=True)
         args.docs.write_text(report.markdown(machine=machine()), encoding="utf-8")
+        if floods_markdown(kernels):
+            splice(args.docs, floods_markdown(kernels))
+        if interrupts_markdown(kernels):
+            splice_interrupts(args.docs, interrupts_markdown(kernels))
+        if hostile_markdown(kernels):
+            splice_hostile(args.docs, hostile_markdown(kernels))
         print(f"\nwrote {args.docs}")
     print(f"took {took:.0f} s")
+    return 0
+
+
+def _floods_only(kernels: list[Kernel], args: argparse.Namespace) -> int:
+    section = floods_markdown(kernels)
+    print()
+    print(section)
+    if section and not args.no_docs and args.docs.exists():
+        splice(args.docs, section)
+        print(f"wrote the Floods section of {args.docs}")
+    return 0
+
+
+def _interrupts_only(kernels: list[Kernel], args: argparse.Namespace) -> int:
+    section = interrupts_markdown(kernels)
+    print()
+    print(section)
+    if section and not args.no_docs and args.docs.exists():
+        splice_interrupts(args.docs, section)
+        print(f"wrote the Interrupts section of {args.docs}")
+    return 0
+
+
+def _section_only(section: str, put: Any, args: argparse.Namespace) -> int:
+    """Print one section and splice it into the docs in place of its old version."""
+    print()
+    print(section)
+    if section and not args.no_docs and args.docs.exists():
+        put(args.docs, section)
+        print(f"wrote {section.splitlines()[0].lstrip('# ')!r} in {args.docs}")
     return 0
 
 

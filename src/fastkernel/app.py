@@ -49,7 +49,9 @@ class FastKernelApp(Application):
 
     connection_file = Unicode("", help="JSON connection file written by the frontend.").tag(config=True)
     allow_insecure = Bool(
-        False, help="Allow an empty key in the connection file (messages are then not signed)."
+        False,
+        help="Allow an empty key in the connection file (messages are then not signed), and a "
+        "connection file that other users may read or write.",
     ).tag(config=True)
     max_message_bytes = Integer(
         256 * 1024 * 1024, help="Largest incoming message in bytes; a peer sending more is dropped."
@@ -81,6 +83,19 @@ class FastKernelApp(Application):
         help="Send what is written to file descriptors 1 and 2 (subprocesses, os.system, C code) "
         "to the running cell; the kernel's own log still goes to the real stderr.",
     ).tag(config=True)
+    exit_with_parent = Bool(
+        True,
+        help="Stop when the process that launched the kernel ends (the JPY_PARENT_PID frontend, "
+        "or the parent process, checked once a second).",
+    ).tag(config=True)
+    terminate_children = Bool(
+        True,
+        help="At shutdown and restart, end the processes that cells started (SIGTERM to each, "
+        "then SIGKILL after terminate_children_grace).",
+    ).tag(config=True)
+    terminate_children_grace = Float(
+        1.0, min=0.0, help="Seconds child processes get to exit after SIGTERM before SIGKILL."
+    ).tag(config=True)
     output_limit = Integer(
         0,
         min=0,
@@ -107,6 +122,13 @@ class FastKernelApp(Application):
     max_stream_message = Integer(
         1 << 20, min=1, help="Most characters in one stream message; longer output is split."
     ).tag(config=True)
+    max_stream_rate = Integer(
+        300,
+        min=0,
+        help="Stream messages a second (and burst) past which a flush sends one message per stream, "
+        "so output switching between stdout and stderr stays under jupyter_server's iopub rate "
+        "limit; order within each stream is kept. 0: no bound.",
+    ).tag(config=True)
 
     aliases = {
         "f": "FastKernelApp.connection_file",
@@ -116,24 +138,35 @@ class FastKernelApp(Application):
         "stream-flush-interval": "FastKernelApp.stream_flush_interval",
         "output-limit": "FastKernelApp.output_limit",
         "max-stream-message": "FastKernelApp.max_stream_message",
+        "max-stream-rate": "FastKernelApp.max_stream_rate",
         "stop-on-error-reply": "FastKernelApp.stop_on_error_reply",
         "output-cache-entries": "FastKernelApp.output_cache_entries",
         "output-cache-bytes": "FastKernelApp.output_cache_bytes",
         "history-file": "FastKernelApp.history_file",
         "history-max-sessions": "FastKernelApp.history_max_sessions",
         "history-max-rows": "FastKernelApp.history_max_rows",
+        "terminate-children-grace": "FastKernelApp.terminate_children_grace",
         "log-level": "Application.log_level",
     }
     flags = {
         "allow-insecure": (
             {"FastKernelApp": {"allow_insecure": True}},
-            "Accept an empty key: messages are neither signed nor verified.",
+            "Accept an empty key (messages are neither signed nor verified) and a connection file "
+            "that other users may read or write.",
         ),
         "debug": ({"Application": {"log_level": logging.DEBUG}}, "Log at DEBUG level."),
         "no-history": ({"FastKernelApp": {"history_enabled": False}}, "Keep no input history."),
         "history-store-output": (
             {"FastKernelApp": {"history_store_output": True}},
             "Also keep the text/plain of each result in the history file.",
+        ),
+        "no-exit-with-parent": (
+            {"FastKernelApp": {"exit_with_parent": False}},
+            "Keep running when the process that launched the kernel ends.",
+        ),
+        "no-terminate-children": (
+            {"FastKernelApp": {"terminate_children": False}},
+            "Leave the processes that cells started running at shutdown.",
         ),
         "no-capture-fd-output": (
             {"FastKernelApp": {"capture_fd_output": False}},
@@ -186,13 +219,45 @@ def _connection_path(app: FastKernelApp) -> Path:
     return runtime_dir() / f"kernel-fastkernel-{os.getpid()}.json"
 
 
-def _sigint_handler(kernel: Any) -> Any:
-    def on_sigint(signum: int, frame: Any) -> None:
-        # Only user code is interrupted; kernel code (sending a reply, say) never is.
-        if kernel.interpreter.executing:
-            raise KeyboardInterrupt
+def _connection_file_is_private(app: FastKernelApp) -> bool:
+    """Refuse (log, return False) a connection file that other users may read or write."""
+    from fastkernel.transport.connection import open_to_others
 
-    return on_sigint
+    if not app.connection_file:
+        return True  # we create it, mode 0600
+    bits = open_to_others(Path(app.connection_file))
+    if not bits:
+        return True
+    if app.allow_insecure:
+        log.warning(
+            "the connection file %s is open to other users (mode bits %03o): they can read its key "
+            "and run code as you; accepted because of --allow-insecure",
+            app.connection_file,
+            bits,
+        )
+        return True
+    log.error(
+        "refusing to start: the connection file %s is open to other users (mode bits %03o), so "
+        "anyone who can read its key could run code as you. Run `chmod 600 %s` (Jupyter writes "
+        "connection files with mode 0600), or pass --allow-insecure to accept this.",
+        app.connection_file,
+        bits,
+        app.connection_file,
+    )
+    return False
+
+
+def _warn_if_exposed(info: Any) -> None:
+    """Warn loudly when the ports are reachable from other machines: signed is not encrypted."""
+    from fastkernel.transport.connection import reachable_from_network
+
+    if reachable_from_network(info):
+        log.warning(
+            "binding to %s, which other machines can reach: messages are signed but NOT encrypted, "
+            "so anyone on the network path can read code, outputs and data, and anyone who learns "
+            "the key can run code. Prefer 127.0.0.1 with an SSH tunnel.",
+            info.ip,
+        )
 
 
 def _sigterm_handler(server: Any) -> Any:
@@ -203,17 +268,10 @@ def _sigterm_handler(server: Any) -> Any:
     return on_sigterm
 
 
-def _parent_pid_to_watch() -> int | None:
-    """The parent to outlive no longer, when a Jupyter frontend launched us (JPY_PARENT_PID)."""
-    if not os.environ.get("JPY_PARENT_PID"):
-        return None
-    ppid = os.getppid()
-    return ppid if ppid > 1 else None
-
-
 def run_kernel(app: FastKernelApp) -> int:
     """Bind, serve until shutdown, clean up. Return the process exit code."""
     from fastkernel.kernel import Kernel
+    from fastkernel.lifecycle import ParentWatch
     from fastkernel.messages import MessageFactory
     from fastkernel.transport.connection import ConnectionError_, write_connection_file
     from fastkernel.transport.server import KernelServer
@@ -227,14 +285,17 @@ def run_kernel(app: FastKernelApp) -> int:
                 "the ports could run code. Pass --allow-insecure to accept this."
             )
             return 2
+        if not _connection_file_is_private(app):
+            return 2
         signer = Signer(info.key, info.signature_scheme)
     except (ConnectionError_, ValueError) as err:
         log.error("%s", err)
         return 2
     codec = WireCodec(signer, max_bytes=app.max_message_bytes, replay_history=app.replay_history)
+    _warn_if_exposed(info)
     needs_write = created or 0 in info.ports.values()
     server = KernelServer(info, codec, app.max_message_bytes)
-    server.parent_pid = _parent_pid_to_watch()
+    server.parent_watch = ParentWatch.from_environment(app.exit_with_parent)
     path = _connection_path(app)
     if needs_write:
         write_connection_file(path, info)
@@ -259,7 +320,8 @@ def run_kernel(app: FastKernelApp) -> int:
     )
     server.iopub_thread.on_flush_due = kernel.streams.flush
     _wire_output(app, server, kernel)
-    return _serve(server, kernel, path if created else None)
+    grace = app.terminate_children_grace if app.terminate_children else None
+    return _serve(server, kernel, path if created else None, grace)
 
 
 def _history_store(app: FastKernelApp) -> Any:
@@ -280,6 +342,9 @@ def _history_store(app: FastKernelApp) -> Any:
 def _wire_output(app: FastKernelApp, server: Any, kernel: Any) -> None:
     """Stream message bounds, and capture of fds 1 and 2 (started with the server's threads)."""
     kernel.streams.max_message = app.max_stream_message
+    kernel.streams.max_rate = app.max_stream_rate
+    kernel.streams.wait_for_room = server.iopub_thread.wait_for_room  # backpressure (server.py)
+    kernel.streams.shielded = server.interrupts.shielded  # no interrupt mid-flush (server.py)
     kernel.streams.output_limit = app.output_limit
     if not app.capture_fd_output:
         return
@@ -290,14 +355,31 @@ def _wire_output(app: FastKernelApp, server: Any, kernel: Any) -> None:
     kernel.stdout.fd, kernel.stderr.fd = 1, 2  # so subprocess.run(stdout=sys.stdout) works
 
 
-def _serve(server: Any, kernel: Any, created_path: Path | None) -> int:
+def _abandon(grace: float | None) -> None:
+    """Exit at once (an orphaned kernel whose main thread is stuck), ending children first."""
+    from fastkernel.lifecycle import terminate_children
+
+    try:
+        if grace is not None:
+            terminate_children(grace)
+    finally:
+        os._exit(1)
+
+
+def _serve(server: Any, kernel: Any, created_path: Path | None, grace: float | None = 1.0) -> int:
+    """Serve until stopped; then end the cells' child processes (``grace``: seconds they get
+    between SIGTERM and SIGKILL; None leaves them running) and close everything."""
     from fastkernel.interpreter.inputs import install_input_hook
+    from fastkernel.lifecycle import enable_crash_dumps, terminate_children
 
     saved = sys.stdout, sys.stderr
+    enable_crash_dumps()  # before fd 2 goes to the capture pipe: dumps reach the real stderr
+    server.on_abandoned = lambda: _abandon(grace)
     sys.stdout, sys.stderr = kernel.stdout, kernel.stderr
     kernel.interpreter.install_as_main()
     install_input_hook(kernel.raw_input)
-    signal.signal(signal.SIGINT, _sigint_handler(kernel))
+    server.interrupts.executing = lambda: kernel.interpreter.executing
+    signal.signal(signal.SIGINT, server.interrupts.on_sigint)  # see transport.server.InterruptGate
     signal.signal(signal.SIGTERM, _sigterm_handler(server))
     try:
         server.start_threads()
@@ -306,6 +388,8 @@ def _serve(server: Any, kernel: Any, created_path: Path | None) -> int:
     finally:
         kernel.streams.flush()
         kernel.history_store.close()
+        if grace is not None:
+            terminate_children(grace)  # after the shutdown reply: the frontend is not kept waiting
         server.close()
         sys.stdout, sys.stderr = saved
         if created_path is not None:

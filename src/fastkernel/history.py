@@ -343,6 +343,9 @@ class HistoryStore:
             + (" GROUP BY h.source_raw " if unique else " ")
             + order
         )
+        # Requests may carry any integer; SQLite takes 64 bits (and a larger one is no reason to
+        # give up the file below).
+        params = tuple(_clamp_int64(p) if isinstance(p, int) else p for p in params)
         try:
             return [row[:5] for row in self.conn.execute(sql, params)]
         except Exception as err:  # a damaged file: answer from memory (this session) from now on
@@ -424,3 +427,8 @@ def _shape(rows: list[Row], raw: bool, output: bool) -> list[list[Any]]:
     if output:
         return [[row[0], row[1], [row[column], row[4]]] for row in rows]
     return [[row[0], row[1], row[column]] for row in rows]
+
+
+def _clamp_int64(value: int) -> int:
+    """``value`` limited to SQLite's INTEGER range (a LIMIT past it already means "all")."""
+    return max(-(2**63), min(2**63 - 1, value))

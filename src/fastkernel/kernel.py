@@ -25,6 +25,7 @@ from fastkernel.interpreter.importhooks import after_import
 from fastkernel.interpreter.inputs import StdinNotImplementedError
 from fastkernel.interpreter.outcache import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES
 from fastkernel.interpreter.streams import CURRENT_CELL, KernelStream
+from fastkernel.lifecycle import labelled_call
 from fastkernel.messages import MessageFactory, error_content, kernel_info_content
 from fastkernel.outputs import StreamCoalescer
 from fastkernel.wire import Message, utcnow_iso
@@ -184,6 +185,7 @@ class Kernel:
             if take is None or take(msg_type, content):
                 return
             target = self.streams.parent
+        self.streams.wait_for_room()  # slow subscribers: hold the cell rather than queue without bound
         self.publish(msg_type, content, target)
 
     def _publish_result(self, value: Any) -> None:
@@ -192,6 +194,7 @@ class Kernel:
         self.interpreter.history.record_output(value)  # _, Out[n], _n when the cell stores history
         self.history_store.record_output(self.interpreter.history.current, data)
         content = {"execution_count": self.execution_count, "data": data, "metadata": metadata}
+        self.streams.wait_for_room()
         self.publish("execute_result", content, self._parent)
 
     # -- dispatch -----------------------------------------------------------
@@ -227,6 +230,8 @@ class Kernel:
         try:
             if msg.get("problems"):
                 raise BadRequest(f"{msg['msg_type']}: " + "; ".join(msg["problems"]))
+            if msg["msg_type"] == "execute_request":  # a crash dump names the request (lifecycle.py)
+                return labelled_call(f"execute_request[msg_id={msg['header'].get('msg_id')}]", handler, msg)
             return handler(msg)
         except BadRequest as err:
             log.warning("bad request: %s", err)

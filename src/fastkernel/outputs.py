@@ -13,14 +13,23 @@ API: ``from fastkernel.outputs import output_to, output_target, CURRENT_CELL, DI
 No text is ever dropped silently: a message carries at most ``max_message`` characters
 (longer text is split), and with ``output_limit`` set, a cell's output past the limit is
 replaced by a line that says how many characters were left out, between its head and tail.
+
+Message rate: each run of writes to one stream is a message, so output that switches between
+stdout and stderr on every write would send a message per write: tens of thousands a second,
+past jupyter_server's ``iopub_msg_rate_limit`` (1,000/s), which then drops output. A token
+bucket of ``max_rate`` messages a second (with a burst of as many) bounds that: a flush that
+would need more messages than the bucket holds sends one message per (cell, stream) instead,
+so the order within each stream is kept and only the interleaving of stdout and stderr inside
+that flush (at most ``interval`` seconds of output) is lost. Nothing is dropped.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from fastkernel.interpreter.streams import (
@@ -40,6 +49,7 @@ Schedule = Callable[[float], None]  # ask for flush() after this many seconds
 DEFAULT_INTERVAL = 0.05
 DEFAULT_MAX_PENDING = 1 << 20  # flush at once past this many characters
 DEFAULT_MAX_MESSAGE = 1 << 20  # characters per stream message; longer text is split
+DEFAULT_MAX_RATE = 300  # stream messages a second (and burst) before a flush is merged per stream
 _get_target = OUTPUT_TARGET.get  # bound once: write() is the hottest path of a printing cell
 ELIDED = "[... {:,} characters elided by fastkernel (output_limit) ...]\n"
 
@@ -93,6 +103,18 @@ class _Clip:
             self.elided += cut
 
 
+def _per_stream(segments: list[tuple[Any, str, list[str]]]) -> list[tuple[Any, str, list[str]]]:
+    """``segments`` joined per (parent, stream), in order of first appearance."""
+    merged: dict[tuple[int, str], tuple[Any, str, list[str]]] = {}
+    for parent, name, chunks in segments:
+        key = (id(parent), name)
+        if key in merged:
+            merged[key][2].extend(chunks)
+        else:
+            merged[key] = (parent, name, list(chunks))
+    return list(merged.values())
+
+
 class StreamCoalescer:
     """Ordered buffer of (parent, stream name, text) segments with timed flushing."""
 
@@ -109,6 +131,15 @@ class StreamCoalescer:
         self.max_pending = max_pending
         self.max_message = DEFAULT_MAX_MESSAGE
         self.output_limit = 0  # characters per cell; 0 means no limit
+        self.max_rate = DEFAULT_MAX_RATE  # messages a second before flushes merge per stream; 0: no bound
+        self._tokens = float(DEFAULT_MAX_RATE)
+        self._refilled = time.monotonic()
+        # Called, outside the lock, after a write that sent output: the transport holds the
+        # writer there while slow subscribers lag too far behind (backpressure).
+        self.wait_for_room: Callable[[], None] = lambda: None
+        # Entered around publishing in flush(): the transport's InterruptGate.shielded, so an
+        # interrupt of the cell that flushes cannot drop the segments already taken off.
+        self.shielded: Callable[[], Any] = nullcontext
         self.parent: Any = None  # the cell that CURRENT_CELL output is attributed to
         # Barriers run by sync(): each returns once output written elsewhere (file
         # descriptors 1 and 2) before the call has been handed to write().
@@ -139,6 +170,8 @@ class StreamCoalescer:
                 if not text:
                     return
             self._append(parent, name, text)
+        if not self._pending:  # this write sent the pending output
+            self.wait_for_room()
 
     def _append(self, parent: Any, name: str, text: str) -> None:
         if self._segments and self._segments[-1][0] is parent and self._segments[-1][1] == name:
@@ -153,12 +186,26 @@ class StreamCoalescer:
 
     def flush(self) -> None:
         """Publish everything pending, in order. Safe to call from any thread."""
-        with self._lock:
+        with self.shielded(), self._lock:
             segments, self._segments, self._pending = self._segments, [], 0
+            if len(segments) > 2 and self.max_rate > 0 and not self._spend(len(segments)):
+                segments = _per_stream(segments)
+                self._tokens = max(0.0, self._tokens - len(segments))
             # Publishing under the lock keeps messages in write order across threads.
             for parent, name, chunks in segments:
                 for piece in split_text("".join(chunks), self.max_message):
                     self._publish(name, piece, parent)
+
+    def _spend(self, messages: int) -> bool:
+        """Take ``messages`` from the rate bucket if it holds that many (see the module docstring)."""
+        now = time.monotonic()
+        rate = self.max_rate
+        self._tokens = min(float(rate), self._tokens + (now - self._refilled) * rate)
+        self._refilled = now
+        if messages > self._tokens:
+            return False
+        self._tokens -= messages
+        return True
 
     def sync(self) -> None:
         """Take in output waiting in the other sources (fd capture), then flush.

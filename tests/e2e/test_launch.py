@@ -86,6 +86,7 @@ def _write_connection_file(path: Path, **overrides: Any) -> dict[str, Any]:
     }
     info.update(overrides)
     path.write_text(json.dumps(info))
+    path.chmod(0o600)  # as Jupyter writes them; a file open to others is refused
     return info
 
 

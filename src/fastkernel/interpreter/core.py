@@ -287,14 +287,19 @@ class Interpreter:
         peak_before = peak_rss_bytes()
         started = time.perf_counter()
         raised: BaseException | None = None
+        # Nested, so that an interrupt landing in the inner finally (Python 3.10 runs signal
+        # handlers between almost any two bytecodes) is still this cell's KeyboardInterrupt and
+        # never escapes into kernel code; executing is cleared on both paths.
         try:
-            self.executing = True
-            self._execute(source, filename, display)
+            try:
+                self.executing = True
+                self._execute(source, filename, display)
+            finally:
+                self.executing = False  # before formatting: SIGINT no longer interrupts kernel code
         except BaseException as exc:  # user code may raise anything, even SystemExit
+            self.executing = False
             raised = exc
-        finally:
-            self.executing = False  # before formatting: SIGINT no longer interrupts kernel code
-            outcome.duration_s = time.perf_counter() - started
+        outcome.duration_s = time.perf_counter() - started
         result = ExecutionResult(info, count if store_history else None, error_in_exec=raised)
         self.events.trigger("post_execute")
         if display:

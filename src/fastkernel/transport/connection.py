@@ -115,3 +115,19 @@ def world_readable(path: Path) -> bool:
         return bool(path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH))
     except OSError:
         return False
+
+
+def open_to_others(path: Path) -> int:
+    """The permission bits of ``path`` that let users other than its owner in (mode & 0o077)."""
+    try:
+        return path.stat().st_mode & 0o077
+    except OSError:
+        return 0
+
+
+def reachable_from_network(info: ConnectionInfo) -> bool:
+    """Whether ``info`` binds TCP ports beyond loopback, where other machines can reach them."""
+    if info.transport != "tcp":
+        return False
+    ip = info.ip.strip("[]").lower()
+    return not (ip.startswith("127.") or ip in ("localhost", "::1", "::ffff:127.0.0.1"))

@@ -15,10 +15,12 @@ main                    shell, stdin        receives shell requests and runs the
                                             to SQLite (fastkernel/history.py), batched.
 fastkernel-control      control             receives control requests (interrupt, shutdown,
                                             kernel_info, ...) and answers them, even while a
-                                            cell runs on the main thread. When a frontend
-                                            launched the kernel (JPY_PARENT_PID), also checks
-                                            once a second that the parent still lives and
-                                            stops the kernel when it is gone.
+                                            cell runs on the main thread. Also checks once a
+                                            second that the process that launched the kernel
+                                            lives (fastkernel/lifecycle.py: JPY_PARENT_PID, or
+                                            a change of parent) and stops the kernel when it
+                                            is gone; if the main thread has not stopped
+                                            ``ORPHAN_EXIT_S`` later, it ends the process.
 fastkernel-iopub        iopub (XPUB)        sends every iopub message, in the order they
                                             were queued; answers each new subscription with
                                             ``iopub_welcome``; flushes coalesced stream
@@ -40,6 +42,23 @@ two threads trade the GIL dozens of times per request (about 30% of the kernel's
 No socket is touched by any thread but its owner. Other threads hand iopub messages to the
 iopub thread through a deque plus a wake-up pipe; messages are serialized and signed by the
 thread that produces them, which keeps the iopub thread's work to sending frames.
+
+Interrupts: SIGINT is handled on the main thread by :class:`InterruptGate`, which raises
+KeyboardInterrupt only while user code runs, and holds it while user code is inside kernel
+code that must not be cut in half (the stdin socket's multipart sends and receives in
+``input()``); the control thread's ``interrupt_request`` signals the main thread first, then
+the kernel's descendants in its process group (see docs/reliability.md).
+
+Backpressure: the iopub socket never drops (``sndhwm`` 0), so output that a slow subscriber
+has not taken yet waits in libzmq, in the kernel's memory. The iopub thread sends frames of
+64 KiB and more uncopied and tracked (``MessageTracker``), and counts the bytes libzmq still
+holds. Past ``IOPUB_QUEUE_LIMIT`` of them, a thread that writes output (the cell, its threads,
+fd capture) waits in :meth:`IOPubThread.wait_for_room`, outside every lock, until subscribers
+have taken half of it: a flood then runs at the pace of its slowest reader, with bounded
+memory, and nothing is dropped. The control and iopub threads never wait. A subscriber that
+takes nothing for ``IOPUB_STALL_S`` (a stopped process that keeps its connection) stops
+holding writers back: a warning is logged and output queues in memory as before, so a dead
+reader cannot hang a cell.
 """
 
 from __future__ import annotations
@@ -63,9 +82,14 @@ log = logging.getLogger("fastkernel")
 
 Dispatch = Callable[[str, Message], None]
 PARENT_POLL_MS = 1000
+ORPHAN_EXIT_S = 3.0  # an orphaned kernel whose main thread does not stop (a cell ignores interrupts) exits
 LOOP_FALLBACK_POLL_MS = 10
 HELD_BEFORE_FIRST_SUBSCRIBER = 1000  # iopub messages kept for a frontend that subscribes late
 BATCH_LATENCY_MS = 5  # longest an iopub message waits while the main thread is busy
+IOPUB_QUEUE_LIMIT = 32 << 20  # bytes libzmq holds for slow subscribers before writers wait
+IOPUB_STALL_S = 10.0  # a subscriber that takes nothing for this long no longer holds writers back
+TRACK_POLL_MS = 5  # how often the iopub thread checks which tracked frames have gone out
+_NEVER_WAIT = frozenset({"fastkernel-iopub", "fastkernel-control"})
 
 
 _SNDMORE = int(zmq.SNDMORE)
@@ -160,6 +184,31 @@ class IOPubThread(threading.Thread):
         self._sleeping = False  # the thread is in a poll without timeout: only a wake ends it
         self._flush_at: float | None = None
         self._stopping = False
+        # Backpressure (see the module docstring): big frames handed to zmq and not yet sent.
+        self._tracked: deque[tuple[Any, int]] = deque()  # (MessageTracker, bytes), oldest first
+        self.inflight = 0  # their bytes; written by this thread, read by writers
+        self.queue_limit = IOPUB_QUEUE_LIMIT
+        self._room = threading.Condition()
+        self._progress_at = time.monotonic()  # when a tracked frame last went out
+        self._stall_warned = False
+
+    def wait_for_room(self) -> None:
+        """Hold a writer while more than ``queue_limit`` bytes wait for slow subscribers."""
+        if self.inflight <= self.queue_limit or threading.current_thread().name in _NEVER_WAIT:
+            return
+        with self._room:
+            while self.inflight > self.queue_limit // 2 and not self._stopping:
+                if time.monotonic() - self._progress_at > IOPUB_STALL_S:
+                    if not self._stall_warned:
+                        self._stall_warned = True
+                        log.warning(
+                            "an iopub subscriber took no output for %.0f s: output now queues in "
+                            "memory (%d MB waiting)",
+                            IOPUB_STALL_S,
+                            self.inflight >> 20,
+                        )
+                    return
+                self._room.wait(0.1)
 
     def put(self, frames: list[bytes]) -> None:
         self._queue.append(frames)
@@ -200,6 +249,8 @@ class IOPubThread(threading.Thread):
     def stop(self) -> None:
         self._stopping = True
         self._wake.wake()
+        with self._room:
+            self._room.notify_all()
 
     def run(self) -> None:
         poller = zmq.Poller()
@@ -210,6 +261,8 @@ class IOPubThread(threading.Thread):
             # between then still wakes us (see put), so no message waits for the batch's end.
             self._sleeping = True
             timeout: int | None = BATCH_LATENCY_MS if self.batching else None
+            if self._tracked:  # frames in flight: see when they go out, to let writers go on
+                timeout = TRACK_POLL_MS if timeout is None else min(timeout, TRACK_POLL_MS)
             if self._flush_at is not None:
                 until_flush = _ms_until(self._flush_at, time.monotonic())
                 timeout = until_flush if timeout is None else min(timeout, until_flush)
@@ -224,6 +277,7 @@ class IOPubThread(threading.Thread):
                 self._flush_at = None
                 self._safely(self.on_flush_due)
             self._send_queued()
+            self._release_sent()
             if self._stopping and not self._queue:
                 break
 
@@ -235,7 +289,32 @@ class IOPubThread(threading.Thread):
             elif self._held is not None:
                 self._hold(item)
             else:
-                send_frames(self.sock, item)
+                self._send_tracked(item)
+
+    def _send_tracked(self, frames: list[bytes]) -> None:
+        """``send_frames``, tracking frames of ``_COPY_BELOW`` bytes and more until zmq sent them."""
+        last = len(frames) - 1
+        for index, frame in enumerate(frames):
+            flags = _SNDMORE if index < last else 0
+            if len(frame) < _COPY_BELOW:
+                _raw_send(self.sock, frame, flags, True)
+                continue
+            tracker = _raw_send(self.sock, frame, flags, False, True)
+            if not self._tracked:
+                self._progress_at = time.monotonic()
+            self._tracked.append((tracker, len(frame)))
+            self.inflight += len(frame)
+
+    def _release_sent(self) -> None:
+        released = False
+        while self._tracked and self._tracked[0][0].done:
+            self.inflight -= self._tracked.popleft()[1]
+            released = True
+        if released:
+            self._progress_at = time.monotonic()
+            self._stall_warned = False
+            with self._room:
+                self._room.notify_all()
 
     def _hold(self, frames: list[bytes]) -> None:
         assert self._held is not None
@@ -313,17 +392,24 @@ class ControlThread(threading.Thread):
         poller.register(server.control, zmq.POLLIN)
         poller.register(self.wake.read_fd, zmq.POLLIN)
         # With a parent to watch, wake every second to see whether it is still there.
-        timeout = PARENT_POLL_MS if server.parent_pid else None
+        watch = server.parent_watch
+        check_at = time.monotonic() + PARENT_POLL_MS / 1000
+        orphaned = False
         while not server.stopping:
-            events = dict(poller.poll(timeout))
+            events = dict(poller.poll(_ms_until(check_at, time.monotonic()) if watch else None))
             self.wake.drain()
             if server.control in events:
                 server.receive_all(server.control, "control")
-            if server.parent_pid and os.getppid() != server.parent_pid:
-                log.warning(
-                    "the process that launched this kernel (pid %d) is gone: shutting down", server.parent_pid
-                )
-                server.stop_soon()
+            if watch is not None and time.monotonic() >= check_at:
+                check_at = time.monotonic() + PARENT_POLL_MS / 1000
+                reason = watch.gone()
+                if reason:
+                    log.warning("%s: shutting down", reason)
+                    orphaned = True
+                    server.stop_soon()
+        if orphaned and not server.served.wait(ORPHAN_EXIT_S):
+            log.error("the main thread did not stop %.0f s after the parent's end: exiting", ORPHAN_EXIT_S)
+            server.on_abandoned()
 
 
 def _loop_timeout_ms(loop: Any) -> int | None:
@@ -351,14 +437,96 @@ def _run_loop_once(loop: Any) -> None:
     loop.run_forever()
 
 
-def _answers(msg: Message, request_id: str) -> bool:
-    """Whether ``msg`` is the input_reply to ``request_id``.
+def _answers(msg: Message, request_id: str, asked: list[bytes] | None) -> bool:
+    """Whether ``msg`` is the input_reply to ``request_id``, sent to the zmq identity ``asked``.
 
     jupyter_client's ``KernelClient.input`` sends its reply without a parent header, so an
     unparented input_reply answers the outstanding request; a parented one must match it.
+    Either way it must come from the frontend that was asked: its stdin socket carries the
+    identity of its shell socket (the input_request could not have reached it otherwise),
+    so another client's reply, even one that names the request, answers nothing.
     """
     parent_id = msg["parent_header"].get("msg_id") if isinstance(msg["parent_header"], dict) else None
+    if asked is not None and msg.get("idents") != asked:
+        return False
     return msg["msg_type"] == "input_reply" and parent_id in (None, "", request_id)
+
+
+def _interrupt_group_members() -> None:
+    """SIGINT to our descendants in our process group, when we lead it (Linux: /proc).
+
+    Only when the group is ours (a frontend starts kernels in a session of their own), and
+    only to processes we started: a kernel run in a shell pipeline (``... | tee log``) must
+    not signal its neighbours in that job.
+    """
+    me = os.getpid()
+    if not hasattr(os, "getpgrp") or os.getpgrp() != me or not os.path.isdir("/proc"):
+        return
+    parent: dict[int, int] = {}
+    in_group: list[int] = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                state, ppid, pgrp = stat.read().rsplit(b")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        parent[int(entry)] = int(ppid)
+        if int(pgrp) == me and state != b"Z":
+            in_group.append(int(entry))
+    for pid in in_group:
+        ancestor, hops = parent.get(pid), 0
+        while ancestor is not None and ancestor != me and hops < 64:
+            ancestor, hops = parent.get(ancestor), hops + 1
+        if ancestor == me:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGINT)
+
+
+_UNSHIELDED = contextlib.nullcontext()
+
+
+class InterruptGate:
+    """What SIGINT does on the main thread: raise KeyboardInterrupt in user code, nowhere else.
+
+    The flag ``executing`` (the interpreter's, set only while user code is on the stack) is
+    not enough on its own: user code calls kernel code that must not be cut in half, such as
+    sending ``input_request`` frame by frame on the stdin socket (a half-sent multipart
+    message would corrupt the next one). Such code runs under :meth:`shielded`; an interrupt
+    that arrives meanwhile is held and raised when the shield is left, if user code is still
+    running then. An interrupt while idle, or held until the cell ended, is dropped.
+    """
+
+    def __init__(self) -> None:
+        self.executing: Callable[[], bool] = lambda: False
+        self._main = threading.main_thread().ident  # signal handlers run there only
+        self._depth = 0
+        self._held = False
+
+    def on_sigint(self, signum: int, frame: Any) -> None:
+        if not self.executing():
+            return  # idle, or kernel code between cells: a no-op
+        if self._depth:
+            self._held = True
+            return
+        raise KeyboardInterrupt
+
+    def shielded(self) -> contextlib.AbstractContextManager[None]:
+        """Hold SIGINT until the block ends (on the main thread; elsewhere it does nothing)."""
+        return self if threading.get_ident() == self._main else _UNSHIELDED
+
+    def __enter__(self) -> None:
+        if not self._depth:
+            self._held = False
+        self._depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth -= 1
+        if not self._depth and self._held:
+            self._held = False
+            if self.executing() and exc[0] is None:
+                raise KeyboardInterrupt
 
 
 class KernelServer:
@@ -370,7 +538,9 @@ class KernelServer:
         self.ctx = zmq.Context()
         self.stopping = False
         self.event_loop: Callable[[], Any] = lambda: None  # the user's asyncio loop, if any
-        self.parent_pid: int | None = None  # stop when our parent process changes (see ControlThread)
+        self.parent_watch: Any = None  # a lifecycle.ParentWatch: stop when it says the launcher is gone
+        self.served = threading.Event()  # serve_forever has returned
+        self.on_abandoned: Callable[[], None] = lambda: os._exit(1)  # orphaned, main thread stuck
         self.dispatch: Dispatch = lambda channel, msg: None
         self.make_welcome: Callable[[bytes], Message] | None = None
         # Main-thread work once waiting shell requests are handled (history writes); returns
@@ -402,6 +572,8 @@ class KernelServer:
         self._main_wake = WakePipe()
         self._main_thread_id = threading.main_thread().ident
         self.fd_capture: Any = None  # a transport.fdcapture.FdCapture when fds 1 and 2 are captured
+        self.interrupts = InterruptGate()  # the SIGINT handler (app.py installs it)
+        self._asked: list[bytes] | None = None  # the identity the last input_request went to
 
     # -- Outlet (see fastkernel.kernel.Outlet) --------------------------------
 
@@ -410,7 +582,12 @@ class KernelServer:
             topic = f"kernel.{msg['header']['msg_type']}".encode()
             self.iopub_thread.put(self.codec.serialize(msg, [topic]))
             return
-        sock = {"shell": self.shell, "control": self.control, "stdin": self.stdin}[channel]
+        if channel == "stdin":  # from a cell (input()): user code, so SIGINT must wait
+            with self.interrupts.shielded():
+                self._asked = list(idents) if idents is not None else None
+                send_frames(self.stdin, self.codec.serialize(msg, idents))
+            return
+        sock = {"shell": self.shell, "control": self.control}[channel]
         send_frames(sock, self.codec.serialize(msg, idents))
 
     def flush_iopub(self) -> None:
@@ -436,27 +613,35 @@ class KernelServer:
         Polls in short slices so that SIGINT (KeyboardInterrupt) and shutdown end the wait.
         """
         while not self.stopping:
-            if not self.stdin.poll(100):
+            if not self.stdin.poll(100):  # SIGINT raises here
                 continue
-            msg = self._parse(self.stdin.recv_multipart(), "stdin")
-            if msg is not None and _answers(msg, request_id):
+            with self.interrupts.shielded():  # never leave half a multipart message behind
+                frames = self.stdin.recv_multipart()
+            msg = self._parse(frames, "stdin")
+            if msg is not None and _answers(msg, request_id, self._asked):
                 return msg
-            log.debug("ignoring stale stdin message %s", msg and msg["msg_type"])
+            log.debug("ignoring a stdin message that does not answer the prompt: %s", msg and msg["msg_type"])
         raise EOFError("the kernel is shutting down")
 
     def drain_stdin(self) -> None:
         """Drop stdin messages left over from earlier prompts before asking again."""
-        while self.stdin.poll(0):
-            self.stdin.recv_multipart()
+        with self.interrupts.shielded():
+            while self.stdin.poll(0):
+                self.stdin.recv_multipart()
 
     def interrupt_main(self) -> None:
+        """SIGINT to the main thread, then to what a cell started in our process group, as
+        signal mode's ``killpg`` does (so ``subprocess.run`` ends at once). The main thread
+        comes first: a child that ended first could let the cell finish as if not interrupted.
+        """
         if self._main_thread_id is not None:
             signal.pthread_kill(self._main_thread_id, signal.SIGINT)
+        _interrupt_group_members()
 
     def stop_soon(self) -> None:
         """Stop serving from any thread or signal handler, interrupting a running cell."""
         self.stop()
-        self.interrupt_main()  # a no-op unless user code is running (see app's SIGINT handler)
+        self.interrupt_main()  # a no-op unless user code is running (see InterruptGate)
 
     def stop(self) -> None:
         self.stopping = True
@@ -515,6 +700,12 @@ class KernelServer:
         tasks that cells started keep running while the kernel is idle: the poll also waits on
         the loop's selector, with a timeout that ends when the loop's next timer is due.
         """
+        try:
+            self._serve_shell()
+        finally:
+            self.served.set()  # the control thread's watch of an orphaned kernel waits for this
+
+    def _serve_shell(self) -> None:
         poller = zmq.Poller()
         poller.register(self.shell, zmq.POLLIN)
         poller.register(self._main_wake.read_fd, zmq.POLLIN)
@@ -563,6 +754,7 @@ class KernelServer:
         self.iopub_thread.join(timeout=5)
         self.control_thread.join(timeout=5)
         self.heartbeat.stop()
+        self._rejects.flush()
         for sock in (self.shell, self.control, self.stdin, self.iopub):
             sock.close(linger=1000)
         self.ctx.term()

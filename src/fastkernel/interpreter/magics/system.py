@@ -124,6 +124,9 @@ def run_process(
     finally:
         if terminal:
             os.close(terminal[1])
+    from fastkernel.lifecycle import track_group
+
+    track_group(proc.pid)  # `!cmd &` jobs left in its group are ended at kernel shutdown
     sources = {terminal[0] if terminal else proc.stdout.fileno(): "stdout"}  # type: ignore[union-attr]
     if proc.stderr is not None:
         sources[proc.stderr.fileno()] = "stderr"

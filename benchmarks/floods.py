@@ -1,0 +1,251 @@
+"""Flood measures: output floods and a 100 MB display_data, against every kernel.
+
+Each flood runs in a fresh kernel, so the peak RSS (``VmHWM``) is the flood's. While the cell
+runs, the same client sends ``kernel_info_request`` on control whenever none is outstanding
+(at most every 50 ms) and times the replies; iopub messages are counted per one-second window
+of their arrival, as jupyter_server counts them against ``iopub_msg_rate_limit`` (1,000/s).
+
+Run alone with ``python benchmarks/run.py --floods`` (about two minutes): prints the table and
+replaces the "Floods" section of docs/performance.md. A full ``make bench`` runs them too.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import zmq
+from client import KernelDied, KernelProcess, Msg
+
+MB = 1_000_000
+PING_EVERY_S = 0.05
+
+
+@dataclass
+class FloodCase:
+    key: str
+    title: str
+    code: str
+    expected: int  # characters of output (stream text, or display_data text/plain)
+
+
+CASES = [
+    FloodCase(
+        "write",
+        "100 MB stdout flood (`sys.stdout.write`, 1,000-char lines)",
+        "import sys\nfor _ in range(100_000):\n    sys.stdout.write('x' * 999 + '\\n')",
+        100 * MB,
+    ),
+    FloodCase(
+        "alternate",
+        "stdout/stderr alternating, 100,000 pairs of `print(i)`",
+        "import sys\nfor i in range(100_000):\n    print(i)\n    print(i, file=sys.stderr)",
+        2 * sum(len(f"{i}\n") for i in range(100_000)),
+    ),
+    FloodCase(
+        "display",
+        "100 MB `display_data` (`display({'text/plain': 'x' * 10**8}, raw=True)`)",
+        "display({'text/plain': 'x' * 100_000_000}, raw=True)",
+        100 * MB,
+    ),
+]
+
+
+@dataclass
+class FloodResult:
+    seconds: float  # send to execute_reply + idle
+    chars: int  # output characters received before idle
+    expected: int
+    messages: int  # non-status iopub messages of the cell
+    peak_rate: int  # most of them arriving within one second
+    control_ms: list[float]  # kernel_info round trips on control during the cell
+    base_rss: int
+    peak_rss: int  # VmHWM after the cell (a fresh kernel: the flood's peak)
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.chars / MB / self.seconds if self.seconds else 0.0
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    out = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                name, value = line.split(":", 1)
+                out[name] = int(value.split()[0]) * 1024
+    return out
+
+
+def run_flood(kernel: KernelProcess, case: FloodCase, timeout: float = 600.0) -> FloodResult:
+    """Run ``case`` in ``kernel`` (fresh), probing control and counting iopub arrivals."""
+    client = kernel.client
+    base = proc_status(kernel.pid)["VmRSS"]
+    arrivals: list[float] = []
+    outputs: list[Msg] = []  # parsed after the cell: parsing 100 MB here would delay the pings
+    state = {"reply": False, "idle": False}
+    pending: dict[str, float] = {}
+    control: list[float] = []
+    last_ping = 0.0
+    msg_id = ""
+
+    def on_iopub(msg: Msg) -> None:
+        if msg.parent_id != msg_id:
+            return
+        if msg.msg_type == "status":
+            if msg.content["execution_state"] == "idle":
+                state["idle"] = True
+            return
+        if msg.msg_type == "execute_input":
+            return
+        arrivals.append(time.monotonic())
+        outputs.append(msg)
+
+    def on_shell(msg: Msg) -> None:
+        if msg.parent_id == msg_id and msg.msg_type == "execute_reply":
+            state["reply"] = True
+
+    def on_control(msg: Msg) -> None:
+        sent = pending.pop(msg.parent_id or "", None)
+        if sent is not None:
+            control.append((time.monotonic() - sent) * 1e3)
+
+    def done() -> bool:
+        nonlocal last_ping
+        now = time.monotonic()
+        if not pending and now - last_ping >= PING_EVERY_S:
+            last_ping = now
+            pending[client.send("kernel_info_request", {}, channel="control")] = now
+        return state["reply"] and state["idle"]
+
+    t0 = time.perf_counter()
+    msg_id = client.execute(case.code)
+    client.pump(
+        done, on_shell=on_shell, on_iopub=on_iopub, on_control=on_control, timeout=timeout, alive=kernel.alive
+    )
+    seconds = time.perf_counter() - t0
+    # The ping still out when the cell ended counts too: a wedged control thread must show.
+    if pending:
+        client.pump(lambda: not pending, on_control=on_control, timeout=30, alive=kernel.alive)
+    chars = 0
+    for msg in outputs:
+        if msg.msg_type == "stream":
+            chars += len(msg.content["text"])
+        elif msg.msg_type == "display_data":
+            chars += len(msg.content["data"].get("text/plain", ""))
+    windows = Counter(int(t - arrivals[0]) for t in arrivals) if arrivals else Counter()
+    return FloodResult(
+        seconds=seconds,
+        chars=chars,
+        expected=case.expected,
+        messages=len(arrivals),
+        peak_rate=max(windows.values(), default=0),
+        control_ms=control,
+        base_rss=base,
+        peak_rss=proc_status(kernel.pid)["VmHWM"],
+    )
+
+
+def measure_floods(kernels: list[Any], ctx: zmq.Context, env: dict[str, str | None]) -> None:
+    """Every case in a fresh kernel of each kind; results go to ``k.floods[case.key]``."""
+    for case in CASES:
+        for k in kernels:
+            if k.skipped or k.spec is None:
+                continue
+            try:
+                with KernelProcess(k.spec, ctx, env) as kp:
+                    kp.start()
+                    kp.wait_for_iopub()
+                    r = run_flood(kp, case)
+            except (KernelDied, RuntimeError) as err:
+                print(f"  {k.label:<12} {case.key}: failed: {err}", flush=True)
+                continue
+            k.floods[case.key] = r
+            print(f"  {k.label:<12} {case.key:<9} {describe(r)}", flush=True)
+
+
+def describe(r: FloodResult) -> str:
+    lost = "" if r.chars == r.expected else f" (LOST {r.expected - r.chars:,} chars)"
+    ctl = f"control max {max(r.control_ms):.0f} ms" if r.control_ms else "control NO ANSWER"
+    return (
+        f"{r.seconds:.2f} s, {r.mb_per_s:.1f} MB/s{lost}, {r.messages:,} msgs (peak {r.peak_rate:,}/s), "
+        f"{ctl}, peak RSS {r.peak_rss / 2**20:.0f} MiB"
+    )
+
+
+# -- report -------------------------------------------------------------------
+
+
+def _cell(k: Any, key: str, fmt: Any) -> str:
+    r = getattr(k, "floods", {}).get(key)
+    return "-" if r is None else fmt(r)
+
+
+def _control(r: FloodResult) -> str:
+    if not r.control_ms:
+        return "no answer"
+    ordered = sorted(r.control_ms)
+    return f"{ordered[len(ordered) // 2]:.0f} / {ordered[-1]:.0f}"
+
+
+def _lost(r: FloodResult) -> str:
+    return "" if r.chars == r.expected else " (LOST)"
+
+
+ROWS = [
+    ("s to reply + idle", lambda r: f"{r.seconds:.2f}"),
+    ("MB/s delivered", lambda r: f"{r.mb_per_s:.1f}"),
+    ("characters received before idle / expected", lambda r: f"{r.chars:,} / {r.expected:,}{_lost(r)}"),
+    ("iopub messages", lambda r: f"{r.messages:,}"),
+    ("peak iopub messages in 1 s (jupyter_server drops past 1,000)", lambda r: f"{r.peak_rate:,}"),
+    ("control kernel_info during it, ms (median / max)", _control),
+    ("peak RSS, MiB (VmHWM; idle before)", lambda r: f"{r.peak_rss / 2**20:.0f} ({r.base_rss / 2**20:.0f})"),
+]
+
+
+def markdown(kernels: list[Any]) -> str:
+    shown = [k for k in kernels if getattr(k, "floods", None)]
+    if not shown:
+        return ""
+    header = ["case / metric", *(k.label for k in shown)]
+    rows = [header, ["---"] * len(header)]
+    for case in CASES:
+        if not any(case.key in k.floods for k in shown):
+            continue
+        rows.append([f"**{case.title}**", *([""] * len(shown))])
+        for name, fmt in ROWS:
+            rows.append([f"    {name}", *(_cell(k, case.key, fmt) for k in shown)])
+    table = "\n".join("| " + " | ".join(row) + " |" for row in rows)
+    return "\n".join(
+        [
+            "## Floods",
+            "",
+            "Each case in a fresh kernel; measured by `benchmarks/floods.py` (`python benchmarks/run.py",
+            "--floods` runs only these and rewrites this section). During the cell the client sends",
+            "`kernel_info_request` on control whenever none is outstanding (at most every 50 ms);",
+            "iopub messages are counted per second of arrival, as jupyter_server's",
+            '`iopub_msg_rate_limit` counts them. See docs/reliability.md, "Floods and memory".',
+            "",
+            table,
+            "",
+        ]
+    )
+
+
+SECTION = re.compile(r"## Floods\n.*?(?=\n## |\Z)", re.S)
+
+
+def splice(doc: Path, section: str) -> None:
+    """Put ``section`` in ``doc`` in place of its "Floods" section, or before "## Method"."""
+    text = doc.read_text(encoding="utf-8")
+    if SECTION.search(text):
+        text = SECTION.sub(lambda _: section.rstrip("\n") + "\n", text, count=1)
+    elif "\n## Method" in text:
+        text = text.replace("\n## Method", "\n" + section + "\n## Method", 1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    doc.write_text(text, encoding="utf-8")

@@ -1,0 +1,213 @@
+"""Hostile-input measures: a flood of forged messages, against every kernel.
+
+Each kernel gets a fresh process. A second DEALER on shell sends ``FORGED`` requests with
+well-formed but wrong HMAC digests as fast as the kernel takes them; then one correctly
+signed ``kernel_info_request`` on that socket, whose reply means every forgery was handled:
+the rejection rate is forgeries per second until that reply. During the flood the benchmark
+client times ``kernel_info_request`` on control and heartbeat pings, one at a time. Reported
+too: the kernel's CPU per forged message and how many log lines the flood produced.
+
+Run alone with ``python benchmarks/run.py --hostile`` (under a minute): prints the table and
+replaces the "Hostile input" section of docs/performance.md. A full ``make bench`` runs it too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zmq
+from client import DELIM, Client, KernelDied, KernelProcess, Msg
+
+FORGED = 10_000
+SYNC_TIMEOUT_S = 120.0
+
+
+@dataclass
+class HostileResult:
+    seconds: float | None = None  # until the sync reply; None: not within SYNC_TIMEOUT_S
+    cpu_s: float = 0.0
+    log_lines: int = 0
+    control_ms: list[float] = field(default_factory=list)
+    heartbeat_ms: list[float] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def rate(self) -> float | None:
+        return FORGED / self.seconds if self.seconds else None
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _log_lines(kp: KernelProcess) -> int:
+    try:
+        return len(kp.log_path.read_text(errors="replace").splitlines())
+    except OSError:
+        return 0
+
+
+def _forgeries(session: str) -> list[list[bytes]]:
+    header = (
+        f'{{"msg_id":"forged","msg_type":"kernel_info_request","username":"x","session":"{session}",'
+        '"date":"2026-01-01T00:00:00Z","version":"5.3"}'
+    ).encode()
+    return [[DELIM, secrets.token_hex(32).encode(), header, b"{}", b"{}", b"{}"] for _ in range(256)]
+
+
+def _flood(sock: zmq.Socket, frames: list[list[bytes]], stop: threading.Event) -> None:
+    for i in range(FORGED):
+        if stop.is_set():
+            return
+        sock.send_multipart(frames[i % len(frames)])
+
+
+def measure_one(kp: KernelProcess, ctx: zmq.Context) -> HostileResult:
+    info = kp.info
+    forger = Client(info, ctx)  # its shell socket floods; its own signed request syncs
+    hb = ctx.socket(zmq.REQ)
+    hb.linger = 0
+    hb.connect(f"{info['transport']}://{info['ip']}:{info['hb_port']}")
+    result = HostileResult()
+    stop = threading.Event()
+    try:
+        kp.client.request("kernel_info_request", {}, channel="control", timeout=30)
+        lines0, cpu0 = _log_lines(kp), _cpu_seconds(kp.pid)
+        t0 = time.perf_counter()
+        thread = threading.Thread(target=_flood, args=(forger.shell, _forgeries(forger.session), stop))
+        thread.start()
+        while thread.is_alive() and time.perf_counter() - t0 < SYNC_TIMEOUT_S:
+            t = time.perf_counter()
+            kp.client.request("kernel_info_request", {}, channel="control", timeout=30, alive=kp.alive)
+            result.control_ms.append((time.perf_counter() - t) * 1e3)
+            t = time.perf_counter()
+            hb.send(b"ping")
+            if not hb.poll(10_000):
+                raise KernelDied("no heartbeat within 10 s")
+            hb.recv()
+            result.heartbeat_ms.append((time.perf_counter() - t) * 1e3)
+        thread.join(timeout=SYNC_TIMEOUT_S)
+        sync = forger.send("kernel_info_request", {})
+        got: list[Msg] = []
+        left = SYNC_TIMEOUT_S - (time.perf_counter() - t0)
+        try:
+            forger.pump(
+                lambda: bool(got),
+                on_shell=lambda m: got.append(m) if m.parent_id == sync else None,
+                timeout=max(left, 1.0),
+                alive=kp.alive,
+            )
+            result.seconds = time.perf_counter() - t0
+        except KernelDied as err:
+            if not kp.alive():
+                raise
+            result.error = str(err)
+        result.cpu_s = _cpu_seconds(kp.pid) - cpu0
+        time.sleep(0.2)  # let the log reach the file
+        result.log_lines = _log_lines(kp) - lines0
+    finally:
+        stop.set()
+        hb.close(linger=0)
+        forger.close()
+    return result
+
+
+def measure_hostile(kernels: list[Any], ctx: zmq.Context, env: dict[str, str | None]) -> None:
+    """Results go to ``k.hostile["flood"]`` (a HostileResult) or ``k.hostile["failed"]``."""
+    for k in kernels:
+        if k.skipped or k.spec is None:
+            continue
+        try:
+            with KernelProcess(k.spec, ctx, env) as kp:
+                kp.start()
+                r = measure_one(kp, ctx)
+        except (KernelDied, RuntimeError, zmq.ZMQError) as err:
+            print(f"  {k.label:<12} failed: {err}", flush=True)
+            k.hostile["failed"] = str(err).splitlines()[0] if str(err) else type(err).__name__
+            continue
+        k.hostile["flood"] = r
+        print(f"  {k.label:<12} {_summary(r)}", flush=True)
+
+
+def _ms(values: list[float]) -> str:
+    if not values:
+        return "-"
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+    return f"{statistics.median(values):.2f} ms (p99 {p99:.1f}, n={len(values)})"
+
+
+def _rate(r: HostileResult) -> str:
+    if r.rate is None:
+        return f"not done within {SYNC_TIMEOUT_S:.0f} s"
+    return f"{r.rate:,.0f}/s"
+
+
+def _summary(r: HostileResult) -> str:
+    return (
+        f"{FORGED} forged: {_rate(r)}, CPU {r.cpu_s / FORGED * 1e6:.0f} us/msg, {r.log_lines} log lines; "
+        f"control kernel_info {_ms(r.control_ms)}; heartbeat {_ms(r.heartbeat_ms)}"
+    )
+
+
+def markdown(kernels: list[Any]) -> str:
+    shown = [k for k in kernels if getattr(k, "hostile", None)]
+    if not shown:
+        return ""
+
+    def cells(fmt: Any) -> list[str]:
+        out = []
+        for k in shown:
+            r = k.hostile.get("flood")
+            out.append(fmt(r) if r is not None else f"failed: {k.hostile.get('failed', '?')}")
+        return out
+
+    rows = [
+        ["measure", *(k.label for k in shown)],
+        ["---"] * (len(shown) + 1),
+        ["forged messages rejected per second", *cells(_rate)],
+        ["kernel CPU per forged message", *cells(lambda r: f"{r.cpu_s / FORGED * 1e6:.0f} us")],
+        ["kernel log lines during the flood", *cells(lambda r: str(r.log_lines))],
+        ["control kernel_info during the flood, median", *cells(lambda r: _ms(r.control_ms))],
+        ["heartbeat round trip during the flood, median", *cells(lambda r: _ms(r.heartbeat_ms))],
+    ]
+    table = "\n".join("| " + " | ".join(row) + " |" for row in rows)
+    return "\n".join(
+        [
+            "## Hostile input",
+            "",
+            "A fresh kernel each; measured by `benchmarks/hostile.py` (`python benchmarks/run.py",
+            "--hostile` runs only these and rewrites this section). A second shell DEALER sends",
+            f"{FORGED:,} `kernel_info_request`s with well-formed, wrong HMAC-SHA256 digests as fast as the",
+            "kernel takes them, then one signed request whose reply ends the clock. Meanwhile the client",
+            "times `kernel_info_request` on control and heartbeat pings, one at a time. See",
+            'docs/reliability.md, "Hostile input".',
+            "",
+            table,
+            "",
+        ]
+    )
+
+
+SECTION = re.compile(r"^## Hostile input\n.*?(?=^## |\Z)", re.S | re.M)
+
+
+def splice(doc: Path, section: str) -> None:
+    """Put ``section`` in ``doc`` in place of its "Hostile input" section, or before "## Method"."""
+    text = doc.read_text(encoding="utf-8")
+    if SECTION.search(text):
+        text = SECTION.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1)
+    elif "\n## Method" in text:
+        text = text.replace("\n## Method", "\n" + section + "\n## Method", 1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    doc.write_text(text, encoding="utf-8")

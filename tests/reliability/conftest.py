@@ -1,0 +1,1 @@
+"""Shared fixtures of the reliability tests (each module keeps its own kernel launcher)."""
