@@ -37,6 +37,7 @@ class HostileResult:
     log_lines: int = 0
     control_ms: list[float] = field(default_factory=list)
     heartbeat_ms: list[float] = field(default_factory=list)
+    shell_after_ms: float | None = None  # another client's shell kernel_info after the flood
     error: str = ""
 
     @property
@@ -64,26 +65,43 @@ def _forgeries(session: str) -> list[list[bytes]]:
     return [[DELIM, secrets.token_hex(32).encode(), header, b"{}", b"{}", b"{}"] for _ in range(256)]
 
 
-def _flood(sock: zmq.Socket, frames: list[list[bytes]], stop: threading.Event) -> None:
+def _flood(forger: Client, result: HostileResult, t0: float, stop: threading.Event) -> None:
+    """Send the forgeries, then a signed request; time its reply (owns ``forger`` meanwhile)."""
+    sock = forger.shell
+    frames = _forgeries(forger.session)
     for i in range(FORGED):
+        while True:  # never block in send: the main thread sets ``stop`` and waits for us
+            if stop.is_set():
+                return
+            try:
+                sock.send_multipart(frames[i % len(frames)], zmq.NOBLOCK)
+                break
+            except zmq.Again:  # the kernel is not taking more from this peer yet
+                stop.wait(0.001)
+    while not sock.poll(50, zmq.POLLOUT):
         if stop.is_set():
             return
-        sock.send_multipart(frames[i % len(frames)])
+    sync = forger.send("kernel_info_request", {})
+    while not stop.is_set():
+        if sock.poll(50) and Msg(sock.recv_multipart()).parent_id == sync:
+            result.seconds = time.perf_counter() - t0
+            return
 
 
 def measure_one(kp: KernelProcess, ctx: zmq.Context) -> HostileResult:
     info = kp.info
-    forger = Client(info, ctx)  # its shell socket floods; its own signed request syncs
+    forger = Client(info, ctx)  # its shell socket floods, then syncs; owned by the flood thread
     hb = ctx.socket(zmq.REQ)
     hb.linger = 0
     hb.connect(f"{info['transport']}://{info['ip']}:{info['hb_port']}")
     result = HostileResult()
     stop = threading.Event()
+    thread: threading.Thread | None = None
     try:
         kp.client.request("kernel_info_request", {}, channel="control", timeout=30)
         lines0, cpu0 = _log_lines(kp), _cpu_seconds(kp.pid)
         t0 = time.perf_counter()
-        thread = threading.Thread(target=_flood, args=(forger.shell, _forgeries(forger.session), stop))
+        thread = threading.Thread(target=_flood, args=(forger, result, t0, stop))
         thread.start()
         while thread.is_alive() and time.perf_counter() - t0 < SYNC_TIMEOUT_S:
             t = time.perf_counter()
@@ -95,27 +113,25 @@ def measure_one(kp: KernelProcess, ctx: zmq.Context) -> HostileResult:
                 raise KernelDied("no heartbeat within 10 s")
             hb.recv()
             result.heartbeat_ms.append((time.perf_counter() - t) * 1e3)
-        thread.join(timeout=SYNC_TIMEOUT_S)
-        sync = forger.send("kernel_info_request", {})
-        got: list[Msg] = []
-        left = SYNC_TIMEOUT_S - (time.perf_counter() - t0)
+            time.sleep(0.002)  # leave the flood the CPU it needs
+        stop.set()
+        thread.join()
+        if result.seconds is None and not kp.alive():
+            raise KernelDied("kernel process exited during the flood")
+        result.cpu_s = _cpu_seconds(kp.pid) - cpu0
+        t = time.perf_counter()
         try:
-            forger.pump(
-                lambda: bool(got),
-                on_shell=lambda m: got.append(m) if m.parent_id == sync else None,
-                timeout=max(left, 1.0),
-                alive=kp.alive,
-            )
-            result.seconds = time.perf_counter() - t0
-        except KernelDied as err:
+            kp.client.request("kernel_info_request", {}, timeout=10, alive=kp.alive)
+            result.shell_after_ms = (time.perf_counter() - t) * 1e3
+        except KernelDied:
             if not kp.alive():
                 raise
-            result.error = str(err)
-        result.cpu_s = _cpu_seconds(kp.pid) - cpu0
         time.sleep(0.2)  # let the log reach the file
         result.log_lines = _log_lines(kp) - lines0
     finally:
         stop.set()
+        if thread is not None:
+            thread.join(timeout=5)
         hb.close(linger=0)
         forger.close()
     return result
@@ -152,10 +168,15 @@ def _rate(r: HostileResult) -> str:
     return f"{r.rate:,.0f}/s"
 
 
+def _after(r: HostileResult) -> str:
+    return "no reply within 10 s" if r.shell_after_ms is None else f"{r.shell_after_ms:.1f} ms"
+
+
 def _summary(r: HostileResult) -> str:
     return (
         f"{FORGED} forged: {_rate(r)}, CPU {r.cpu_s / FORGED * 1e6:.0f} us/msg, {r.log_lines} log lines; "
-        f"control kernel_info {_ms(r.control_ms)}; heartbeat {_ms(r.heartbeat_ms)}"
+        f"control kernel_info {_ms(r.control_ms)}; heartbeat {_ms(r.heartbeat_ms)}; "
+        f"shell kernel_info after {_after(r)}"
     )
 
 
@@ -177,6 +198,7 @@ def markdown(kernels: list[Any]) -> str:
         ["forged messages rejected per second", *cells(_rate)],
         ["kernel CPU per forged message", *cells(lambda r: f"{r.cpu_s / FORGED * 1e6:.0f} us")],
         ["kernel log lines during the flood", *cells(lambda r: str(r.log_lines))],
+        ["another client's shell kernel_info after the flood", *cells(_after)],
         ["control kernel_info during the flood, median", *cells(lambda r: _ms(r.control_ms))],
         ["heartbeat round trip during the flood, median", *cells(lambda r: _ms(r.heartbeat_ms))],
     ]

@@ -29,6 +29,7 @@ import zmq
 from jupyter_client.connect import write_connection_file
 from jupyter_kernel_test.msgspec_v5 import get_error_reply_validator, msg_structure_validator
 
+from fastkernel.transport.connection import ConnectionInfo, reachable_from_network
 from tests.spec import validate
 
 DELIM = b"<IDS|MSG>"
@@ -435,6 +436,24 @@ def test_binding_beyond_loopback_warns_that_traffic_is_not_encrypted(start: Call
     kernel.ready()
     warning = [line for line in kernel.stop().splitlines() if "0.0.0.0" in line]
     assert warning and "WARNING" in warning[0] and "NOT encrypted" in warning[0], kernel.stderr
+
+
+@pytest.mark.parametrize(
+    ("transport", "ip", "exposed"),
+    [
+        ("tcp", "127.0.0.1", False),
+        ("tcp", "127.1.2.3", False),
+        ("tcp", "localhost", False),
+        ("tcp", "::1", False),
+        ("tcp", "0.0.0.0", True),
+        ("tcp", "*", True),
+        ("tcp", "192.168.1.5", True),
+        ("tcp", "::", True),
+        ("ipc", "kernel-ipc", False),
+    ],
+)
+def test_which_addresses_count_as_reachable_from_the_network(transport: str, ip: str, exposed: bool) -> None:
+    assert reachable_from_network(ConnectionInfo(transport=transport, ip=ip)) is exposed
 
 
 def test_loopback_binding_logs_no_warning(start: Callable[..., Kernel]) -> None:
