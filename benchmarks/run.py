@@ -372,8 +372,9 @@ def main(argv: list[str] | None = None) -> int:
         measure_executes(kernels, floor, ctx, settings, env)
         if not kernels[0].skipped:
             breakdown = startup_breakdown(kernels[0], ctx, env, runs=settings.startup_runs)
-        print("floods (a fresh kernel per case):", flush=True)
-        measure_floods(kernels, ctx, env)
+        if not args.quick:  # about two minutes: --floods runs them alone
+            print("floods (a fresh kernel per case):", flush=True)
+            measure_floods(kernels, ctx, env)
         print("interrupts (a fresh kernel per kernel and mode):", flush=True)
         measure_interrupts(kernels, ctx, env)
         print("hostile input (a fresh kernel per kernel):", flush=True)
