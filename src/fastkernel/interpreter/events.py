@@ -78,7 +78,12 @@ class EventManager:
             raise ValueError(f"function {function!r} is not registered as a {event} callback") from None
 
     def trigger(self, event: str, *args: Any) -> None:
-        for function in list(self._list(event)):  # a callback may unregister itself
+        callbacks = self.callbacks.get(event)
+        if not callbacks:  # the common case, on every cell: nothing registered
+            if callbacks is None:
+                self._list(event)  # raises, naming the known events
+            return
+        for function in list(callbacks):  # a callback may unregister itself
             try:
                 function(*args)
             except Exception:

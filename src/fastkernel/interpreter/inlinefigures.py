@@ -69,8 +69,8 @@ def install(interpreter: Interpreter) -> list[Callable[[], None]]:
     """Connect figure display to ``interpreter``; return the functions that undo it."""
     global _interpreter
     _interpreter = interpreter
-    interpreter.events.register("pre_execute", _start_cell)
-    interpreter.events.register("post_execute", flush)
+    # The cell events are registered when matplotlib is first imported (_on_matplotlib):
+    # until then no figure can exist, and cells pay nothing for this module.
     cancel_hooks = [
         after_import("matplotlib", _on_matplotlib),
         after_import("ipywidgets.widgets.interaction", _adapt_ipywidgets),
@@ -96,9 +96,12 @@ def in_kernel() -> bool:
 
 
 def _on_matplotlib(matplotlib: Any) -> None:
-    """When matplotlib is first imported: default backend and the Figure formatters."""
+    """When matplotlib is first imported: default backend, Figure formatters, cell events."""
     set_default_backend(matplotlib)
     _register_formatters()
+    if _interpreter is not None:
+        _interpreter.events.register("pre_execute", _start_cell)
+        _interpreter.events.register("post_execute", flush)
 
 
 def _adapt_ipywidgets(interaction: Any) -> None:
