@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -100,6 +101,28 @@ def _count(msg: Message, n: Any) -> int:
     return n
 
 
+class WarningLimiter:
+    """Logs at most one warning per ``interval`` seconds; the next line counts those left out.
+
+    A client holding the key can send malformed requests as fast as it likes: each still gets
+    its error reply, but the log must not grow with them.
+    """
+
+    def __init__(self, interval: float = 5.0) -> None:
+        self.interval = interval
+        self._last = -float("inf")
+        self._skipped = 0
+
+    def warn(self, text: str) -> None:
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            self._skipped += 1
+            return
+        more = f" (and {self._skipped} more since the last report)" if self._skipped else ""
+        self._last, self._skipped = now, 0
+        log.warning("%s%s", text, more)
+
+
 class Kernel:
     """Message handlers for the shell and control channels."""
 
@@ -129,6 +152,7 @@ class Kernel:
         self._parent: Message | None = None
         self._allow_stdin = False
         self._unknown_logged: set[str] = set()
+        self._bad_requests = WarningLimiter()
         self._completer: Any = None  # interpreter.completion.Completer, made by the first complete_request
         self.published = 0  # iopub messages so far: tells whether a cell produced output
         display_api.set_publisher(self._publish_display)
@@ -234,7 +258,7 @@ class Kernel:
                 return labelled_call(f"execute_request[msg_id={msg['header'].get('msg_id')}]", handler, msg)
             return handler(msg)
         except BadRequest as err:
-            log.warning("bad request: %s", err)
+            self._bad_requests.warn(f"bad request: {err}")
             content = error_content("BadRequest", str(err))
             if msg["msg_type"] == "execute_request":  # the spec requires it on every execute_reply
                 content["execution_count"] = self.execution_count

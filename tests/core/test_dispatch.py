@@ -624,3 +624,18 @@ def test_unknown_message_that_is_not_a_request_gets_nothing(
 ) -> None:
     dispatch(kernel, channel, request(msg_type, {"x": 1}))
     assert outlet.calls == []
+
+
+def test_a_burst_of_bad_requests_is_answered_each_but_logged_once(
+    kernel: Kernel, outlet: RecordingOutlet, caplog: pytest.LogCaptureFixture
+) -> None:
+    requests = [request("is_complete_request") for _ in range(200)]  # no 'code': BadRequest
+    with caplog.at_level("WARNING", logger="fastkernel"):
+        for req in requests:
+            req["content"] = {}
+            dispatch(kernel, "shell", req)
+    replies = [s for s in outlet.sent if s.msg_type == "is_complete_reply"]
+    assert [r.parent_id for r in replies] == [r["header"]["msg_id"] for r in requests]
+    assert all(r.content["ename"] == "BadRequest" for r in replies)
+    lines = [r.getMessage() for r in caplog.records if "bad request" in r.getMessage()]
+    assert lines == ["bad request: is_complete_request content is missing 'code'"], lines
