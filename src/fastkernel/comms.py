@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import comm as comm_package
 from comm.base_comm import BaseComm, BuffersType, CommManager, MaybeDict
 
-from fastkernel.interpreter.streams import CURRENT_CELL, OUTPUT_TARGET, output_to
+from fastkernel.interpreter.streams import output_to
 
 if TYPE_CHECKING:
     from fastkernel.kernel import Kernel
@@ -30,18 +30,6 @@ log = logging.getLogger("fastkernel")
 
 _kernel: Kernel | None = None
 _manager: Manager | None = None
-
-
-def _current_parent() -> Any:
-    """The request that output of the calling context goes to."""
-    target = OUTPUT_TARGET.get()
-    if isinstance(target, dict):
-        return target
-    if _kernel is None:
-        return None
-    if target is CURRENT_CELL:
-        return _kernel.streams.parent
-    return _kernel._parent
 
 
 class Comm(BaseComm):
@@ -60,7 +48,8 @@ class Comm(BaseComm):
             return
         content = {"data": {} if data is None else data, "comm_id": self.comm_id, **keys}
         kernel.streams.flush()  # prints made before this message stay before it
-        kernel.publish(msg_type, content, _current_parent(), metadata, [bytes(b) for b in buffers or []])
+        frames = [bytes(b) for b in buffers or []]
+        kernel.publish(msg_type, content, kernel.current_request(), metadata, frames)
 
     def handle_msg(self, msg: dict[str, Any]) -> None:
         # BaseComm.handle_msg imports IPython for its events; fastkernel has none.

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 from fastkernel.interpreter import display as display_api
 from fastkernel.interpreter.formatting import register_type_formatter
 from fastkernel.interpreter.importhooks import after_import
-from fastkernel.interpreter.streams import CURRENT_CELL, OUTPUT_TARGET
 
 if TYPE_CHECKING:
     from fastkernel.interpreter.shell import FastKernelShell
@@ -32,16 +31,6 @@ if TYPE_CHECKING:
 
 _shell: FastKernelShell | None = None  # the shell of the kernel installed last
 _hooked = False
-
-
-def current_request(kernel: Kernel) -> dict[str, Any]:
-    """The request that output of the calling context goes to; {} before the first one."""
-    target = OUTPUT_TARGET.get()
-    if isinstance(target, dict):
-        return target
-    if target is CURRENT_CELL and kernel.streams.parent is not None:
-        return kernel.streams.parent  # type: ignore[no-any-return]
-    return kernel._parent or {}
 
 
 class KernelLink:
@@ -66,11 +55,11 @@ class KernelLink:
         return comm.get_comm_manager()
 
     def get_parent(self, channel: str | None = None) -> dict[str, Any]:
-        return current_request(self._kernel)
+        return self._kernel.current_request() or {}  # {} before the first request
 
     @property
     def _parent_header(self) -> dict[str, Any]:  # ipykernel < 6 kept the request under this name
-        return current_request(self._kernel)
+        return self._kernel.current_request() or {}  # {} before the first request
 
     @property
     def execution_count(self) -> int:

@@ -25,7 +25,7 @@ from fastkernel.interpreter.formatting import format_object
 from fastkernel.interpreter.importhooks import after_import
 from fastkernel.interpreter.inputs import StdinNotImplementedError
 from fastkernel.interpreter.outcache import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES
-from fastkernel.interpreter.streams import CURRENT_CELL, KernelStream
+from fastkernel.interpreter.streams import CURRENT_CELL, OUTPUT_TARGET, KernelStream
 from fastkernel.lifecycle import labelled_call
 from fastkernel.messages import MessageFactory, error_content, kernel_info_content
 from fastkernel.outputs import StreamCoalescer
@@ -197,6 +197,20 @@ class Kernel:
 
     def _publish_stream(self, name: str, text: str, parent: Message | None) -> None:
         self.publish("stream", {"name": name, "text": text}, parent)
+
+    def current_request(self) -> Message | None:
+        """The request that output of the calling context goes to (see fastkernel.outputs).
+
+        The output target's request; for ``CURRENT_CELL``, the cell that output is attributed
+        to; where the target names no request (``DISCARD``, a callable), the request being
+        handled. Comm messages and ``get_ipython().kernel.get_parent()`` are parented by it.
+        """
+        target = OUTPUT_TARGET.get()
+        if isinstance(target, dict):
+            return target
+        if target is CURRENT_CELL and self.streams.parent is not None:
+            return self.streams.parent  # type: ignore[no-any-return]
+        return self._parent
 
     def _publish_display(self, msg_type: str, content: Content, target: Any) -> None:
         """display_data, update_display_data and clear_output from ``display()`` and friends."""

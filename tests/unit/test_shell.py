@@ -15,6 +15,7 @@ from fastkernel.interpreter import formatting
 from fastkernel.interpreter.core import Interpreter
 from fastkernel.interpreter.shell import FastKernelShell
 from fastkernel.interpreter.streams import output_to
+from fastkernel.kernel import Kernel
 
 
 @pytest.fixture
@@ -178,6 +179,8 @@ class FakeKernel:
         self.execution_count = 4
         self._parent: dict[str, Any] | None = {"header": {"msg_id": "last"}}
         self.streams = types.SimpleNamespace(parent={"header": {"msg_id": "cell"}})
+
+    current_request = Kernel.current_request  # the real resolution, on this kernel's state
 
 
 def test_kernel_link_parent_follows_the_output_target(interp: Interpreter) -> None:
