@@ -11,11 +11,9 @@ replaces the "Floods" section of docs/performance.md. A full ``make bench`` runs
 
 from __future__ import annotations
 
-import re
 import time
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import zmq
@@ -236,18 +234,3 @@ def markdown(kernels: list[Any]) -> str:
             "",
         ]
     )
-
-
-SECTION = re.compile(r"## Floods\n.*?(?=\n## |\Z)", re.S)
-
-
-def splice(doc: Path, section: str) -> None:
-    """Put ``section`` in ``doc`` in place of its "Floods" section, or before "## Method"."""
-    text = doc.read_text(encoding="utf-8")
-    if SECTION.search(text):
-        text = SECTION.sub(lambda _: section.rstrip("\n") + "\n", text, count=1)
-    elif "\n## Method" in text:
-        text = text.replace("\n## Method", "\n" + section + "\n## Method", 1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    doc.write_text(text, encoding="utf-8")

@@ -14,7 +14,6 @@ replaces the "Hostile input" section of docs/performance.md. A full ``make bench
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import statistics
 import threading
@@ -218,18 +217,3 @@ def markdown(kernels: list[Any]) -> str:
             "",
         ]
     )
-
-
-SECTION = re.compile(r"^## Hostile input\n.*?(?=^## |\Z)", re.S | re.M)
-
-
-def splice(doc: Path, section: str) -> None:
-    """Put ``section`` in ``doc`` in place of its "Hostile input" section, or before "## Method"."""
-    text = doc.read_text(encoding="utf-8")
-    if SECTION.search(text):
-        text = SECTION.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1)
-    elif "\n## Method" in text:
-        text = text.replace("\n## Method", "\n" + section + "\n## Method", 1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    doc.write_text(text, encoding="utf-8")

@@ -13,9 +13,7 @@ minute): prints the table and replaces the "Interrupts" section of docs/performa
 
 from __future__ import annotations
 
-import re
 import statistics
-from pathlib import Path
 from typing import Any
 
 import zmq
@@ -117,18 +115,3 @@ def markdown(kernels: list[Any]) -> str:
             "",
         ]
     )
-
-
-SECTION = re.compile(r"## Interrupts\n.*?(?=\n## |\Z)", re.S)
-
-
-def splice(doc: Path, section: str) -> None:
-    """Put ``section`` in ``doc`` in place of its "Interrupts" section, or before "## Method"."""
-    text = doc.read_text(encoding="utf-8")
-    if SECTION.search(text):
-        text = SECTION.sub(lambda _: section.rstrip("\n") + "\n", text, count=1)
-    elif "\n## Method" in text:
-        text = text.replace("\n## Method", "\n" + section + "\n## Method", 1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    doc.write_text(text, encoding="utf-8")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import statistics
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from measures import PrintResult, percentile
@@ -333,3 +335,21 @@ All kernels read and write bytecode in one private cache (`PYTHONPYCACHEPREFIX`,
 Round trips, pipelined bursts and prints run in round-robin blocks with all kernels running
 (only one is driven at a time), so background load on the machine falls on every kernel alike.
 """
+
+
+def splice_section(doc: Path, section: str) -> None:
+    """Put ``section`` in ``doc`` in place of the section with the same ``## `` heading.
+
+    The heading is ``section``'s first line. Without such a section in ``doc``, it goes before
+    "## Method", or at the end.
+    """
+    heading = section.split("\n", 1)[0]
+    old = re.compile("^" + re.escape(heading) + r"\n.*?(?=^## |\Z)", re.S | re.M)
+    text = doc.read_text(encoding="utf-8")
+    if old.search(text):
+        text = old.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1).rstrip("\n") + "\n"
+    elif "\n## Method" in text:
+        text = text.replace("\n## Method", "\n" + section + "\n## Method", 1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    doc.write_text(text, encoding="utf-8")

@@ -28,13 +28,11 @@ from typing import Any
 import zmq
 from client import KernelDied, KernelProcess, shutdown_all
 from floods import markdown as floods_markdown
-from floods import measure_floods, splice
+from floods import measure_floods
 from hostile import markdown as hostile_markdown
 from hostile import measure_hostile
-from hostile import splice as splice_hostile
 from interrupts import markdown as interrupts_markdown
 from interrupts import measure_interrupts
-from interrupts import splice as splice_interrupts
 from jupyter_client.kernelspec import KernelSpec
 from measures import (
     PrintResult,
@@ -46,7 +44,7 @@ from measures import (
     round_trips,
     rss_bytes,
 )
-from report import Report
+from report import Report, splice_section
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "performance.md"
@@ -356,15 +354,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.floods:
             print("floods (a fresh kernel per case):", flush=True)
             measure_floods(kernels, ctx, env)
-            return _floods_only(kernels, args)
+            return _section_only(floods_markdown(kernels), args)
         if args.interrupts:
             print("interrupts (a fresh kernel per kernel and mode):", flush=True)
             measure_interrupts(kernels, ctx, env)
-            return _interrupts_only(kernels, args)
+            return _section_only(interrupts_markdown(kernels), args)
         if args.hostile:
             print("hostile input (a fresh kernel per kernel):", flush=True)
             measure_hostile(kernels, ctx, env)
-            return _section_only(hostile_markdown(kernels), splice_hostile, args)
+            return _section_only(hostile_markdown(kernels), args)
         print("startup (spawn to first kernel_info_reply):", flush=True)
         measure_startups(kernels, ctx, settings.startup_runs, env)
         print("executes (round-robin blocks, all kernels running):", flush=True)
@@ -392,43 +390,21 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_docs:
         args.docs.parent.mkdir(parents=True, exist_ok=True)
         args.docs.write_text(report.markdown(machine=machine()), encoding="utf-8")
-        if floods_markdown(kernels):
-            splice(args.docs, floods_markdown(kernels))
-        if interrupts_markdown(kernels):
-            splice_interrupts(args.docs, interrupts_markdown(kernels))
-        if hostile_markdown(kernels):
-            splice_hostile(args.docs, hostile_markdown(kernels))
+        for section_of in (floods_markdown, interrupts_markdown, hostile_markdown):
+            section = section_of(kernels)
+            if section:
+                splice_section(args.docs, section)
         print(f"\nwrote {args.docs}")
     print(f"took {took:.0f} s")
     return 0
 
 
-def _floods_only(kernels: list[Kernel], args: argparse.Namespace) -> int:
-    section = floods_markdown(kernels)
-    print()
-    print(section)
-    if section and not args.no_docs and args.docs.exists():
-        splice(args.docs, section)
-        print(f"wrote the Floods section of {args.docs}")
-    return 0
-
-
-def _interrupts_only(kernels: list[Kernel], args: argparse.Namespace) -> int:
-    section = interrupts_markdown(kernels)
-    print()
-    print(section)
-    if section and not args.no_docs and args.docs.exists():
-        splice_interrupts(args.docs, section)
-        print(f"wrote the Interrupts section of {args.docs}")
-    return 0
-
-
-def _section_only(section: str, put: Any, args: argparse.Namespace) -> int:
+def _section_only(section: str, args: argparse.Namespace) -> int:
     """Print one section and splice it into the docs in place of its old version."""
     print()
     print(section)
     if section and not args.no_docs and args.docs.exists():
-        put(args.docs, section)
+        splice_section(args.docs, section)
         print(f"wrote {section.splitlines()[0].lstrip('# ')!r} in {args.docs}")
     return 0
 
