@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 
 from fastkernel.interpreter.completeness import is_complete
-from fastkernel.interpreter.core import Interpreter
+from fastkernel.interpreter.core import CellOutcome, Interpreter
 from fastkernel.interpreter.introspect import describe
 from fastkernel.interpreter.magics.system import expand
 from fastkernel.interpreter.magics.timing import format_time
 from fastkernel.interpreter.magics.transform import MAGICS, transform_cell
+from tests.unit.test_interpreter import Cells as InterpreterCells
 
 M = MAGICS
 
@@ -120,28 +121,11 @@ def test_is_complete_status_matches_ipython(source: str) -> None:
 # -- in-process runs -------------------------------------------------------------------
 
 
-class Cells:
-    def __init__(self, interpreter: Interpreter, displayed: list[Any]) -> None:
-        self.interpreter = interpreter
-        self.displayed = displayed
-        self.count = 0
+class Cells(InterpreterCells):
+    """Cells run as a notebook runs them: each one is In[n]."""
 
-    def run(self, source: str) -> Any:
-        self.count += 1
-        return self.interpreter.run_cell(
-            source, f"Cell In[{self.count}]", count=self.count, store_history=True
-        )
-
-    def ok(self, source: str) -> Any:
-        outcome = self.run(source)
-        assert outcome.error is None, "\n".join(outcome.error.traceback)
-        return outcome
-
-    def value(self, source: str) -> Any:
-        before = len(self.displayed)
-        self.ok(source)
-        (value,) = self.displayed[before:]
-        return value
+    def run(self, source: str, **kwargs: Any) -> CellOutcome:
+        return super().run(source, count=self.count + 1, store_history=True, **kwargs)
 
 
 @pytest.fixture
