@@ -13,7 +13,6 @@ message, whichever comes first.
 
 from __future__ import annotations
 
-import logging
 import traceback
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -22,11 +21,11 @@ import comm as comm_package
 from comm.base_comm import BaseComm, BuffersType, CommManager, MaybeDict
 
 from fastkernel.interpreter.streams import output_to
+from fastkernel.logs import log
 
 if TYPE_CHECKING:
     from fastkernel.kernel import Kernel
 
-log = logging.getLogger("fastkernel")
 
 _kernel: Kernel | None = None
 _manager: Manager | None = None

@@ -2,125 +2,50 @@
 
 It owns no sockets and starts no threads. The transport calls :meth:`Kernel.dispatch` on
 the thread that owns the request's socket, and the core answers through the injected
-:class:`Outlet`. Every request whose header parses gets ``status: busy``, exactly one
-reply and ``status: idle``, whatever its content holds.
+:class:`~fastkernel.interfaces.Outlet`. Every request whose header parses gets
+``status: busy``, exactly one reply and ``status: idle``, whatever its content holds.
+
+The code-running half (:class:`~fastkernel.runtime.Runtime`: interpreter, streams, history)
+is built on the main thread the first time a request needs it, or when the kernel is first
+idle after a reply: ``kernel_info_request`` is answered before any of it is imported.
 """
 
 from __future__ import annotations
 
-import logging
 import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from fastkernel import ipycompat
-from fastkernel.history import HistoryStore
-from fastkernel.interpreter import display as display_api
-from fastkernel.interpreter.completeness import is_complete
-from fastkernel.interpreter.core import Interpreter
-from fastkernel.interpreter.formatting import format_object
-from fastkernel.interpreter.importhooks import after_import
-from fastkernel.interpreter.inputs import StdinNotImplementedError
-from fastkernel.interpreter.outcache import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES
-from fastkernel.interpreter.streams import CURRENT_CELL, OUTPUT_TARGET, KernelStream
-from fastkernel.lifecycle import labelled_call
-from fastkernel.messages import MessageFactory, error_content, kernel_info_content
-from fastkernel.outputs import StreamCoalescer
-from fastkernel.wire import Message, utcnow_iso
+from fastkernel.interfaces import Outlet
+from fastkernel.logs import log
+from fastkernel.messages import Message, MessageFactory, error_content, kernel_info_content, utcnow_iso
+from fastkernel.ratelog import RateLimitedLog
+from fastkernel.requests import BadRequest, Reply, count_field, field
 
-log = logging.getLogger("fastkernel")
+if TYPE_CHECKING:
+    from fastkernel.history import HistoryStore
+    from fastkernel.interpreter.core import Interpreter
+    from fastkernel.interpreter.streams import KernelStream
+    from fastkernel.outputs import StreamCoalescer
+    from fastkernel.runtime import Runtime, RuntimeOptions
 
 Content = dict[str, Any]
+Handler = Callable[[Message], Reply]
 COMM_MESSAGES = frozenset({"comm_open", "comm_msg", "comm_close"})
-
-
-class Outlet(Protocol):
-    """What the core needs from the transport."""
-
-    def send(self, channel: str, msg: Message, idents: list[bytes] | None = None) -> None: ...
-
-    def flush_iopub(self) -> None:
-        """Return once every iopub message queued so far has been handed to zmq."""
-
-    def schedule_stream_flush(self, delay: float) -> None: ...
-
-    def drain_shell(self) -> list[Message]:
-        """Shell requests already waiting, taken off the socket without blocking."""
-        ...
-
-    def interrupt_main(self) -> None: ...
-
-    def drain_stdin(self) -> None:
-        """Drop unread stdin messages (answers to earlier, abandoned prompts)."""
-
-    def wait_input_reply(self, request_id: str) -> Message:
-        """Block (interruptibly) until the stdin reply to ``request_id`` arrives."""
-        ...
-
-    def stop(self) -> None:
-        """Leave the serving loops; called after a shutdown reply has been sent."""
-
-
-class BadRequest(Exception):
-    """The request's content is not what its message type requires."""
-
-
-@dataclass
-class Reply:
-    content: Content
-    metadata: dict[str, Any] | None = None
-    # Runs after the reply and the idle status are sent (abort the queue, stop serving).
-    then: Callable[[], None] | None = None
-
-
-def field(msg: Message, name: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
-    """``msg.content[name]`` checked against ``kind``; raise BadRequest naming the problem."""
-    content = msg["content"]
-    if not isinstance(content, dict):
-        raise BadRequest(f"{msg['msg_type']} content must be a JSON object, got {type(content).__name__}")
-    if name not in content:
-        if default is ...:
-            raise BadRequest(f"{msg['msg_type']} content is missing {name!r}")
-        return default
-    value = content[name]
-    if kind is bool and value in (0, 1):
-        value = bool(value)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        expected = getattr(kind, "__name__", str(kind))
-        raise BadRequest(f"{msg['msg_type']} field {name!r} must be {expected}, got {type(value).__name__}")
-    return value
-
-
-def _count(msg: Message, n: Any) -> int:
-    """A history_request ``n``: a count of cells, not negative."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise BadRequest(f"{msg['msg_type']} field 'n' must be a non-negative integer, got {n!r}")
-    return n
-
-
-class WarningLimiter:
-    """Logs at most one warning per ``interval`` seconds; the next line counts those left out.
-
-    A client holding the key can send malformed requests as fast as it likes: each still gets
-    its error reply, but the log must not grow with them.
-    """
-
-    def __init__(self, interval: float = 5.0) -> None:
-        self.interval = interval
-        self._last = -float("inf")
-        self._skipped = 0
-
-    def warn(self, text: str) -> None:
-        now = time.monotonic()
-        if now - self._last < self.interval:
-            self._skipped += 1
-            return
-        more = f" (and {self._skipped} more since the last report)" if self._skipped else ""
-        self._last, self._skipped = now, 0
-        log.warning("%s%s", text, more)
+# Requests answered without the runtime (the rest build it first, on the main thread).
+LIGHT_REQUESTS = frozenset(
+    {
+        "kernel_info_request",
+        "connect_request",
+        "comm_info_request",
+        "is_complete_request",
+        "interrupt_request",
+        "shutdown_request",
+    }
+)
+RUNTIME_AFTER_S = 0.25  # with no request yet, the runtime is built this long after serving began
 
 
 class Kernel:
@@ -132,31 +57,27 @@ class Kernel:
         factory: MessageFactory | None = None,
         *,
         connection_info: dict[str, Any] | None = None,
-        stream_interval: float = 0.05,
         stop_on_error_reply: str = "error",
-        output_cache_entries: int = DEFAULT_MAX_ENTRIES,
-        output_cache_bytes: int = DEFAULT_MAX_BYTES,
-        history: HistoryStore | None = None,
+        runtime: RuntimeOptions | None = None,
+        on_runtime: Callable[[Runtime], None] | None = None,
     ) -> None:
         self.outlet = outlet
         self.factory = factory or MessageFactory()
         self.connection_info = connection_info or {}
-        self.execution_count = 0
         self.stop_on_error_reply = stop_on_error_reply
-        self.interpreter = Interpreter(on_result=self._publish_result)
-        self.interpreter.history.set_limits(output_cache_entries, output_cache_bytes)
-        self.history_store = history if history is not None else HistoryStore()  # history_request
-        self.streams = StreamCoalescer(self._publish_stream, outlet.schedule_stream_flush, stream_interval)
-        self.stdout = KernelStream("stdout", self.streams.write)
-        self.stderr = KernelStream("stderr", self.streams.write)
-        self._parent: Message | None = None
-        self._allow_stdin = False
-        self._unknown_logged: set[str] = set()
-        self._bad_requests = WarningLimiter()
-        self._completer: Any = None  # interpreter.completion.Completer, made by the first complete_request
+        self.execution_count = 0
+        self.parent: Message | None = None  # the request being handled on the main thread
+        self.allow_stdin = False
         self.published = 0  # iopub messages so far: tells whether a cell produced output
-        display_api.set_publisher(self._publish_display)
-        self.shell_handlers: dict[str, Callable[[Message], Reply]] = {
+        self._runtime_options = runtime
+        self._on_runtime = on_runtime  # app.py: process-wide installs and fd capture
+        self._runtime: Runtime | None = None
+        self._runtime_lock = threading.Lock()
+        self._answered = 0
+        self._created = time.monotonic()
+        self._unknown_logged: set[str] = set()
+        self._bad_requests = RateLimitedLog(log)
+        self.shell_handlers: dict[str, Handler] = {
             "execute_request": self.execute_request,
             "kernel_info_request": self.kernel_info_request,
             "is_complete_request": self.is_complete_request,
@@ -167,7 +88,7 @@ class Kernel:
             "shutdown_request": self.shutdown_request,
             "history_request": self.history_request,
         }
-        self.control_handlers: dict[str, Callable[[Message], Reply]] = {
+        self.control_handlers: dict[str, Handler] = {
             "kernel_info_request": self.kernel_info_request,
             "shutdown_request": self.shutdown_request,
             "interrupt_request": self.interrupt_request,
@@ -175,11 +96,68 @@ class Kernel:
             "connect_request": self.connect_request,
             "comm_info_request": self.comm_info_request,
         }
-        # comm is patched when first imported (by user code or the first comm message), not at start.
-        after_import("comm", self._install_comms)
-        ipycompat.install(self)  # get_ipython().kernel; IPython adapted when a cell imports it
 
-    # -- publishing -------------------------------------------------------
+    # -- the runtime (see the module docstring) -------------------------------------
+
+    @property
+    def runtime(self) -> Runtime:
+        """The code-running half, built on first use."""
+        runtime = self._runtime
+        if runtime is None:
+            with self._runtime_lock:
+                if self._runtime is None:
+                    from fastkernel.runtime import Runtime, RuntimeOptions
+
+                    built = Runtime(self, self._runtime_options or RuntimeOptions())
+                    self._runtime = built
+                    built.install_hooks()
+                    if self._on_runtime is not None:
+                        self._on_runtime(built)
+                runtime = self._runtime
+        return runtime
+
+    @property
+    def interpreter(self) -> Interpreter:
+        return self.runtime.interpreter
+
+    @property
+    def streams(self) -> StreamCoalescer:
+        return self.runtime.streams
+
+    @property
+    def stdout(self) -> KernelStream:
+        return self.runtime.stdout
+
+    @property
+    def stderr(self) -> KernelStream:
+        return self.runtime.stderr
+
+    @property
+    def history_store(self) -> HistoryStore:
+        return self.runtime.history_store
+
+    def on_idle(self) -> float | None:
+        """Main thread, nothing waiting: build the runtime after the first reply, else write history."""
+        if self._runtime is None:
+            waited = time.monotonic() - self._created
+            if self._answered or waited >= RUNTIME_AFTER_S:
+                self.runtime  # noqa: B018  # built here, between requests, not in the first one
+                return 0.0
+            return RUNTIME_AFTER_S - waited
+        return self._runtime.history_store.on_idle()
+
+    def executing(self) -> bool:
+        return self._runtime is not None and self._runtime.interpreter.executing
+
+    def event_loop(self) -> Any:
+        return None if self._runtime is None else self._runtime.interpreter.event_loop
+
+    def close(self) -> None:
+        """Publish pending output, stop output capture and write the history (at shutdown)."""
+        if self._runtime is not None:
+            self._runtime.close()
+
+    # -- publishing -------------------------------------------------------------------
 
     def publish(
         self,
@@ -195,53 +173,20 @@ class Kernel:
     def publish_status(self, state: str, parent: Message | None) -> None:
         self.publish("status", {"execution_state": state}, parent)
 
-    def _publish_stream(self, name: str, text: str, parent: Message | None) -> None:
+    def publish_stream(self, name: str, text: str, parent: Message | None) -> None:
         self.publish("stream", {"name": name, "text": text}, parent)
 
     def current_request(self) -> Message | None:
-        """The request that output of the calling context goes to (see fastkernel.outputs).
+        """The request that output of the calling context goes to (Runtime.current_request)."""
+        return self.runtime.current_request() if self._runtime is not None else self.parent
 
-        The output target's request; for ``CURRENT_CELL``, the cell that output is attributed
-        to; where the target names no request (``DISCARD``, a callable), the request being
-        handled. Comm messages and ``get_ipython().kernel.get_parent()`` are parented by it.
-        """
-        target = OUTPUT_TARGET.get()
-        if isinstance(target, dict):
-            return target
-        if target is CURRENT_CELL and self.streams.parent is not None:
-            return self.streams.parent  # type: ignore[no-any-return]
-        return self._parent
-
-    def _publish_display(self, msg_type: str, content: Content, target: Any) -> None:
-        """display_data, update_display_data and clear_output from ``display()`` and friends."""
-        self.streams.sync()  # prints before the display show before it
-        if target is CURRENT_CELL:
-            target = self.streams.parent
-        elif not isinstance(target, dict):
-            # A capturing target (%%capture) may take the display; DISCARD and text-only callables drop it.
-            take = getattr(target, "take_display", None)
-            if take is None or take(msg_type, content):
-                return
-            target = self.streams.parent
-        self.streams.wait_for_room()  # slow subscribers: hold the cell rather than queue without bound
-        self.publish(msg_type, content, target)
-
-    def _publish_result(self, value: Any) -> None:
-        self.streams.sync()  # keep prints of the cell (fd output too) before its result
-        data, metadata = format_object(value)
-        self.interpreter.history.record_output(value)  # _, Out[n], _n when the cell stores history
-        self.history_store.record_output(self.interpreter.history.current, data)
-        content = {"execution_count": self.execution_count, "data": data, "metadata": metadata}
-        self.streams.wait_for_room()
-        self.publish("execute_result", content, self._parent)
-
-    # -- dispatch -----------------------------------------------------------
+    # -- dispatch ---------------------------------------------------------------------
 
     def dispatch(self, channel: str, msg: Message) -> None:
         """Handle one request from ``channel`` ("shell" or "control")."""
-        table = self.shell_handlers if channel == "shell" else self.control_handlers
         msg_type = msg["msg_type"]
-        handler = table.get(msg_type)
+        if channel == "shell" and msg_type not in LIGHT_REQUESTS:
+            self.runtime  # noqa: B018  # built before the first request that runs or reads code
         if channel == "shell" and msg_type in COMM_MESSAGES:  # no reply, but busy and idle
             self.publish_status("busy", msg)
             try:
@@ -249,6 +194,7 @@ class Kernel:
             finally:
                 self.publish_status("idle", msg)
             return
+        handler = (self.shell_handlers if channel == "shell" else self.control_handlers).get(msg_type)
         if handler is None and not msg_type.endswith("_request"):
             self._log_unknown(channel, msg_type)
             return
@@ -258,10 +204,11 @@ class Kernel:
             self.send_reply(channel, msg, reply)
         finally:
             self.publish_status("idle", msg)
+            self._answered += 1
         if reply.then is not None:
             reply.then()
 
-    def _call(self, handler: Callable[[Message], Reply] | None, msg: Message, channel: str) -> Reply:
+    def _call(self, handler: Handler | None, msg: Message, channel: str) -> Reply:
         if handler is None:
             self._log_unknown(channel, msg["msg_type"])
             return Reply(error_content("UnknownMessageType", f"{msg['msg_type']} is not served on {channel}"))
@@ -269,6 +216,8 @@ class Kernel:
             if msg.get("problems"):
                 raise BadRequest(f"{msg['msg_type']}: " + "; ".join(msg["problems"]))
             if msg["msg_type"] == "execute_request":  # a crash dump names the request (lifecycle.py)
+                from fastkernel.lifecycle import labelled_call
+
                 return labelled_call(f"execute_request[msg_id={msg['header'].get('msg_id')}]", handler, msg)
             return handler(msg)
         except BadRequest as err:
@@ -291,7 +240,7 @@ class Kernel:
             self._unknown_logged.add(msg_type)
             log.warning("ignoring unknown message type %r on %s (logged once per type)", msg_type, channel)
 
-    # -- handlers -----------------------------------------------------------
+    # -- handlers -----------------------------------------------------------------------
 
     def kernel_info_request(self, msg: Message) -> Reply:
         return Reply(kernel_info_content(supported_features=[]))
@@ -308,27 +257,30 @@ class Kernel:
 
         return Reply({"status": "ok", "comms": comms.info(target_name)})
 
-    def _install_comms(self, module: Any) -> None:
+    def install_comms(self, module: Any) -> None:
+        """Patch the ``comm`` package (run when it is first imported; see Runtime)."""
         from fastkernel import comms
 
         comms.install(self, module)
 
     def comm_message(self, msg: Message) -> None:
         """comm_open, comm_msg or comm_close from a frontend; output goes to ``msg``."""
-        import comm  # noqa: F401  # the first import installs fastkernel.comms (see __init__)
+        import comm  # noqa: F401  # the first import installs fastkernel.comms (see Runtime)
 
         from fastkernel import comms
 
-        parent, self._parent = self._parent, msg
+        parent, self.parent = self.parent, msg
         try:
             comms.handle(self, msg)
         except Exception:  # a kernel bug must not stop the kernel
             log.exception("error handling %s", msg["msg_type"])
         finally:
-            self._parent = parent
+            self.parent = parent
             self.streams.flush()
 
     def is_complete_request(self, msg: Message) -> Reply:
+        from fastkernel.interpreter.completeness import is_complete
+
         status, indent = is_complete(field(msg, "code", str))
         content: Content = {"status": status}
         if status == "incomplete":
@@ -338,13 +290,15 @@ class Kernel:
     def complete_request(self, msg: Message) -> Reply:
         code = field(msg, "code", str)
         cursor_pos = field(msg, "cursor_pos", int, len(code))
-        if self._completer is None:
+        runtime = self.runtime
+        if runtime.completer is None:
             from fastkernel.interpreter.completion import Completer
 
-            self._completer = Completer(
-                self.interpreter.namespace, magics=lambda: getattr(self.interpreter, "magics", None)
+            interpreter = runtime.interpreter
+            runtime.completer = Completer(
+                interpreter.namespace, magics=lambda: getattr(interpreter, "magics", None)
             )
-        return Reply(self._completer.reply(code, cursor_pos))
+        return Reply(runtime.completer.reply(code, cursor_pos))
 
     def inspect_request(self, msg: Message) -> Reply:
         from fastkernel.interpreter.introspect import inspect_reply
@@ -357,7 +311,7 @@ class Kernel:
 
     def shutdown_request(self, msg: Message) -> Reply:
         restart = field(msg, "restart", bool, False)
-        if self.interpreter.executing:  # a shutdown while a cell runs interrupts it first
+        if self.executing():  # a shutdown while a cell runs interrupts it first
             self.outlet.interrupt_main()
         return Reply({"status": "ok", "restart": restart}, then=self.outlet.stop)
 
@@ -372,7 +326,7 @@ class Kernel:
         output = field(msg, "output", bool, False)
         store = self.history_store
         if kind == "tail":
-            history = store.tail(_count(msg, field(msg, "n", int)), raw, output)
+            history = store.tail(count_field(msg, field(msg, "n", int)), raw, output)
         elif kind == "range":
             stop = field(msg, "stop", (int, type(None)), None)
             session, start = field(msg, "session", int, 0), field(msg, "start", int, 1)
@@ -380,7 +334,7 @@ class Kernel:
         elif kind == "search":
             pattern, unique = field(msg, "pattern", str), field(msg, "unique", bool, False)
             n = field(msg, "n", (int, type(None)), None)
-            history = store.search(pattern, raw, output, None if n is None else _count(msg, n), unique)
+            history = store.search(pattern, raw, output, None if n is None else count_field(msg, n), unique)
         else:
             raise BadRequest(f"hist_access_type must be 'tail', 'range' or 'search', got {kind!r}")
         return Reply({"status": "ok", "history": history})
@@ -406,8 +360,8 @@ class Kernel:
         self.history_store.flush_if_due()  # cells queued before this one (see HistoryStore)
         started = utcnow_iso()
         published_before = self.published
-        self._parent = msg
-        self._allow_stdin = allow_stdin
+        self.parent = msg
+        self.allow_stdin = allow_stdin
         with self.streams.cell(msg):  # output goes to msg, also from threads and tasks the cell starts
             outcome = self.interpreter.run_cell(
                 code, f"Cell In[{count}]", display=not silent, count=count, store_history=store_history
@@ -441,24 +395,6 @@ class Kernel:
         # Like ipykernel, a silent cell's failure does not abort what the user queued.
         abort = content["status"] == "error" and stop_on_error and not silent
         return Reply(content, metadata, then=self.abort_queued if abort else None)
-
-    def raw_input(self, prompt: str, password: bool) -> str:
-        """Ask the frontend that sent the running request for a line of input."""
-        parent = self._parent
-        if parent is None or not self._allow_stdin:
-            raise StdinNotImplementedError(
-                "input() is not available: the frontend that sent this request does not accept "
-                "input (allow_stdin is false)"
-            )
-        if threading.current_thread() is not threading.main_thread():
-            raise StdinNotImplementedError("input() is only available on the kernel's main thread")
-        self.streams.sync()  # output before the prompt (fd output too) shows before it
-        self.outlet.drain_stdin()
-        request = self.factory.msg("input_request", {"prompt": prompt, "password": password}, parent)
-        self.outlet.send("stdin", request, parent.get("idents"))
-        reply = self.outlet.wait_input_reply(request["header"]["msg_id"])
-        value = reply["content"].get("value", "") if isinstance(reply["content"], dict) else ""
-        return str(value)
 
     def abort_queued(self) -> None:
         """Answer already-queued execute requests without running them (stop_on_error)."""

@@ -19,7 +19,6 @@ see transport/server.py). Linux details (``/proc``) degrade to what POSIX gives 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import re
 import signal
@@ -28,7 +27,7 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
-log = logging.getLogger("fastkernel")
+from fastkernel.logs import log
 
 PROC = "/proc"
 POLL_S = 0.02  # how often the end of children is checked while waiting for it
@@ -234,6 +233,28 @@ def terminate_children(grace: float = 1.0) -> int:
         )
         _signal_all(left, table, signal.SIGKILL)
     return len(ours)
+
+
+def interrupt_group_members() -> None:
+    """SIGINT to our descendants in our process group, when we lead it (Linux: /proc).
+
+    Only when the group is ours (a frontend starts kernels in a session of their own), and
+    only to processes we started: a kernel run in a shell pipeline (``... | tee log``) must
+    not signal its neighbours in that job.
+    """
+    me = os.getpid()
+    if not hasattr(os, "getpgrp") or os.getpgrp() != me:
+        return
+    table = process_table()
+    for pid, stat in table.items():
+        if pid == me or stat.pgid != me or stat.state in "ZX":
+            continue
+        ancestor, hops = stat.ppid, 0
+        while ancestor in table and ancestor != me and hops < 64:
+            ancestor, hops = table[ancestor].ppid, hops + 1
+        if ancestor == me:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGINT)
 
 
 def _alive(stat: ProcStat | None, start: int) -> bool:

@@ -29,7 +29,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from fastkernel.interpreter.streams import (
@@ -51,6 +51,12 @@ DEFAULT_MAX_PENDING = 1 << 20  # flush at once past this many characters
 DEFAULT_MAX_MESSAGE = 1 << 20  # characters per stream message; longer text is split
 DEFAULT_MAX_RATE = 300  # stream messages a second (and burst) before a flush is merged per stream
 _get_target = OUTPUT_TARGET.get  # bound once: write() is the hottest path of a printing cell
+
+
+def _nothing() -> None:
+    pass
+
+
 ELIDED = "[... {:,} characters elided by fastkernel (output_limit) ...]\n"
 
 
@@ -124,22 +130,28 @@ class StreamCoalescer:
         schedule: Schedule,
         interval: float = DEFAULT_INTERVAL,
         max_pending: int = DEFAULT_MAX_PENDING,
+        *,
+        max_message: int = DEFAULT_MAX_MESSAGE,
+        max_rate: int = DEFAULT_MAX_RATE,
+        output_limit: int = 0,
+        wait_for_room: Callable[[], None] = _nothing,
+        shielded: Callable[[], AbstractContextManager[Any]] = nullcontext,
     ) -> None:
         self._publish = publish
         self._schedule = schedule
         self.interval = interval
         self.max_pending = max_pending
-        self.max_message = DEFAULT_MAX_MESSAGE
-        self.output_limit = 0  # characters per cell; 0 means no limit
-        self.max_rate = DEFAULT_MAX_RATE  # messages a second before flushes merge per stream; 0: no bound
-        self._tokens = float(DEFAULT_MAX_RATE)
+        self.max_message = max_message
+        self.output_limit = output_limit  # characters per cell; 0 means no limit
+        self.max_rate = max_rate  # messages a second before flushes merge per stream; 0: no bound
+        self._tokens = float(max_rate)
         self._refilled = time.monotonic()
         # Called, outside the lock, after a write that sent output: the transport holds the
         # writer there while slow subscribers lag too far behind (backpressure).
-        self.wait_for_room: Callable[[], None] = lambda: None
+        self.wait_for_room = wait_for_room
         # Entered around publishing in flush(): the transport's InterruptGate.shielded, so an
         # interrupt of the cell that flushes cannot drop the segments already taken off.
-        self.shielded: Callable[[], Any] = nullcontext
+        self.shielded = shielded
         self.parent: Any = None  # the cell that CURRENT_CELL output is attributed to
         # Barriers run by sync(): each returns once output written elsewhere (file
         # descriptors 1 and 2) before the call has been handed to write().
@@ -149,6 +161,10 @@ class StreamCoalescer:
         self._pending = 0
         self._clip: _Clip | None = None
         inherit_output_target_in_threads()  # once: threads a cell starts write to that cell
+
+    def add_source(self, drain: Callable[[], None]) -> None:
+        """Another source of output (fd capture): ``drain`` is run by :meth:`sync`."""
+        self.sources.append(drain)
 
     def write(self, name: str, text: str) -> None:
         """Queue ``text`` for the cell named by the output target of the calling context."""

@@ -13,15 +13,14 @@ the caller counts and logs at a bounded rate.
 from __future__ import annotations
 
 import json
-import logging
-import math
-import os
 import threading
-import time
 from _operator import _compare_digest as compare_digest  # what hmac.compare_digest is
 from collections import deque
 from collections.abc import Callable
 from typing import Any
+
+from fastkernel.messages import Message, pack
+from fastkernel.ratelog import RateLimitedLog
 
 DELIMITER = b"<IDS|MSG>"
 JSON_FRAMES = 4  # header, parent_header, metadata, content
@@ -29,8 +28,7 @@ MAX_IDENTS = 16  # ROUTER adds one; proxies may add a few more
 DEFAULT_MAX_FRAMES = 4096
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 DEFAULT_REPLAY_HISTORY = 65536
-
-Message = dict[str, Any]
+_DECODER = json.JSONDecoder()
 
 
 class WireRejected(Exception):
@@ -39,101 +37,6 @@ class WireRejected(Exception):
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
-
-
-def _json_default(obj: Any) -> Any:
-    """Make the few non-JSON types that message content may carry serializable."""
-    if hasattr(obj, "isoformat"):  # datetime, date, time
-        return obj.isoformat()
-    if isinstance(obj, (bytes, bytearray, memoryview)):
-        import base64
-
-        return base64.b64encode(bytes(obj)).decode("ascii")
-    if isinstance(obj, (set, frozenset, tuple)):
-        return list(obj)
-    return repr(obj)
-
-
-def _clean_floats(obj: Any, _active: set[int] | None = None) -> Any:
-    """Replace NaN and infinities (invalid JSON) with None, recursively.
-
-    Sets and tuples become lists, as JSON has them anyway. A container that holds itself
-    raises ValueError, as ``json.dumps`` does, rather than recursing until RecursionError.
-    """
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if not isinstance(obj, (dict, list, tuple, set, frozenset)):
-        return obj
-    active = set() if _active is None else _active
-    if id(obj) in active:
-        raise ValueError("Circular reference detected")
-    active.add(id(obj))
-    try:
-        if isinstance(obj, dict):
-            return {k: _clean_floats(v, active) for k, v in obj.items()}
-        return [_clean_floats(v, active) for v in obj]
-    finally:
-        active.discard(id(obj))
-
-
-def _clean_default(obj: Any) -> Any:
-    """``_json_default`` whose result has no NaN either (a set of floats, say)."""
-    return _clean_floats(_json_default(obj))
-
-
-def _dumps(obj: Any, default: Callable[[Any], Any], allow_nan: bool, ensure_ascii: bool) -> str:
-    return json.dumps(
-        obj, default=default, ensure_ascii=ensure_ascii, allow_nan=allow_nan, separators=(",", ":")
-    )
-
-
-_DECODER = json.JSONDecoder()
-# The common case reuses one encoder: json.dumps with options builds a new one per call.
-_FAST_ENCODER = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_json_default
-)
-
-
-def pack(obj: Any) -> bytes:
-    """Serialize ``obj`` as compact UTF-8 JSON that every Jupyter client can parse.
-
-    NaN and infinities become null, and the result is always valid UTF-8: lone surrogates
-    (undecodable file names reach Python that way) are written as ``\\udcxx`` escapes.
-    """
-    if not obj and isinstance(obj, dict):
-        return b"{}"  # most metadata and many parent headers
-    default, allow_nan = _json_default, False
-    try:
-        text = _FAST_ENCODER.encode(obj)
-    except ValueError:  # NaN or infinity somewhere (or a circular structure, raised again below)
-        # Every value is cleaned; allow_nan only lets a NaN dict key through, as the string "NaN".
-        obj, default, allow_nan = _clean_floats(obj), _clean_default, True
-        text = _dumps(obj, default, allow_nan, ensure_ascii=False)
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:
-        return _dumps(obj, default, allow_nan, ensure_ascii=True).encode("ascii")
-
-
-def utcnow_iso() -> str:
-    """The current UTC time in ISO 8601 with microseconds, as headers carry it.
-
-    Built with ``time`` rather than ``datetime``: cheaper per message and at import.
-    """
-    now = time.time()
-    seconds = int(now)
-    micros = int((now - seconds) * 1_000_000)
-    if seconds != _second_cache[0]:  # strftime once per second, not once per message
-        _second_cache[:] = [seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))]
-    return f"{_second_cache[1]}.{micros:06d}Z"
-
-
-_second_cache: list[Any] = [None, ""]
-
-
-def new_msg_id() -> str:
-    """A random 128-bit id in hex, like ``uuid4().hex`` without importing uuid."""
-    return os.urandom(16).hex()
 
 
 _TRANS_5C = bytes(x ^ 0x5C for x in range(256))
@@ -251,37 +154,23 @@ class ReplayGuard:
 
 
 class RejectLog:
-    """Counts rejected messages per reason and logs at most one line per interval."""
+    """Counts rejected messages per reason; logs them through one :class:`RateLimitedLog`."""
 
-    def __init__(self, log: logging.Logger, interval: float = 5.0) -> None:
-        self.log = log
-        self.interval = interval
+    def __init__(self, log: Any, interval: float = 5.0) -> None:
         self.counts: dict[str, int] = {}
-        self._unlogged = 0
-        self._last_log = -math.inf  # the first rejection is reported at once, whatever the uptime
+        self._lines = RateLimitedLog(log, interval)
+
+    def _describe(self, since_last: int) -> str:
+        totals = dict(sorted(self.counts.items()))
+        return f"rejected {since_last} message(s) since last report; totals by reason: {totals}"
 
     def record(self, reason: str) -> None:
         self.counts[reason] = self.counts.get(reason, 0) + 1
-        self._unlogged += 1
-        now = time.monotonic()
-        if now - self._last_log >= self.interval:
-            self._last_log = now
-            self.log.warning(
-                "rejected %d message(s) since last report; totals by reason: %s",
-                self._unlogged,
-                dict(sorted(self.counts.items())),
-            )
-            self._unlogged = 0
+        self._lines.report(self._describe)
 
     def flush(self) -> None:
         """Log the rejections not reported yet (at shutdown), so the last burst is not lost."""
-        if self._unlogged:
-            self.log.warning(
-                "rejected %d message(s) since last report; totals by reason: %s",
-                self._unlogged,
-                dict(sorted(self.counts.items())),
-            )
-            self._unlogged = 0
+        self._lines.flush(self._describe)
 
 
 class WireCodec:

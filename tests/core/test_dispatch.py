@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +48,7 @@ class Sent:
 
 
 class RecordingOutlet:
-    """Implements fastkernel.kernel.Outlet by recording every call, in order."""
+    """Implements fastkernel.interfaces.Outlet by recording every call, in order."""
 
     def __init__(self) -> None:
         self.calls: list[Any] = []  # Sent for send(), else (method name, *args)
@@ -60,8 +60,14 @@ class RecordingOutlet:
     def flush_iopub(self) -> None:
         self.calls.append(("flush_iopub",))
 
-    def schedule_stream_flush(self, delay: float) -> None:
+    def schedule_stream_flush(self, delay: float, flush: Callable[[], None]) -> None:
         self.calls.append(("schedule_stream_flush", delay))
+
+    def wait_for_room(self) -> None:
+        pass
+
+    def shielded(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
     def drain_shell(self) -> list[Message]:
         self.calls.append(("drain_shell",))
@@ -77,8 +83,8 @@ class RecordingOutlet:
     def drain_stdin(self) -> None:
         self.calls.append(("drain_stdin",))
 
-    def wait_input_reply(self, msg_id: str) -> Message:
-        self.calls.append(("wait_input_reply", msg_id))
+    def next_stdin(self) -> Message:
+        self.calls.append(("next_stdin",))
         raise AssertionError("no test here sends input")
 
     # -- views ------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import zmq
 from jupyter_client.session import Session
 
 from fastkernel.outputs import StreamCoalescer
-from fastkernel.transport.server import IOPUB_STALL_S
+from fastkernel.transport.iopub import IOPUB_STALL_S
 from tests.e2e.harness import KernelHarness
 
 MB = 1_000_000

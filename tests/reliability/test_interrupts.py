@@ -272,7 +272,7 @@ def test_interrupt_storm_loses_no_reply_stress(kernel: KernelHarness, mode: str)
 def gate() -> Iterator[Any]:
     import signal
 
-    from fastkernel.transport.server import InterruptGate
+    from fastkernel.transport.interrupts import InterruptGate
 
     gate = InterruptGate()
     previous = signal.signal(signal.SIGINT, gate.on_sigint)

@@ -25,7 +25,8 @@ def request(msg_type: str, content: dict[str, Any], buffers: list[bytes] | None 
 @pytest.fixture
 def setup() -> tuple[Kernel, RecordingOutlet]:
     outlet = RecordingOutlet()
-    kernel = Kernel(outlet)  # comm is already imported here, so this installs comms at once
+    kernel = Kernel(outlet)
+    kernel.runtime  # noqa: B018  # built now: comm is already imported here, so this installs comms at once
     return kernel, outlet
 
 

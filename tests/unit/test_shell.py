@@ -15,7 +15,7 @@ from fastkernel.interpreter import formatting
 from fastkernel.interpreter.core import Interpreter
 from fastkernel.interpreter.shell import FastKernelShell
 from fastkernel.interpreter.streams import output_to
-from fastkernel.kernel import Kernel
+from fastkernel.runtime import Runtime
 
 
 @pytest.fixture
@@ -177,10 +177,11 @@ class FakeKernel:
     def __init__(self, interpreter: Interpreter) -> None:
         self.interpreter = interpreter
         self.execution_count = 4
-        self._parent: dict[str, Any] | None = {"header": {"msg_id": "last"}}
+        self.parent: dict[str, Any] | None = {"header": {"msg_id": "last"}}
         self.streams = types.SimpleNamespace(parent={"header": {"msg_id": "cell"}})
+        self.kernel = self  # where Runtime.current_request finds the request being handled
 
-    current_request = Kernel.current_request  # the real resolution, on this kernel's state
+    current_request = Runtime.current_request  # the real resolution, on this kernel's state
 
 
 def test_kernel_link_parent_follows_the_output_target(interp: Interpreter) -> None:

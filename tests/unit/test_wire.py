@@ -13,16 +13,8 @@ from typing import Any
 import pytest
 from jupyter_client.session import Session
 
-from fastkernel.wire import (
-    DELIMITER,
-    RejectLog,
-    Signer,
-    WireCodec,
-    WireRejected,
-    new_msg_id,
-    pack,
-    utcnow_iso,
-)
+from fastkernel.messages import new_msg_id, pack, utcnow_iso
+from fastkernel.wire import DELIMITER, RejectLog, Signer, WireCodec, WireRejected
 
 KEY = b"a3f5c0de-5e55-4c0d-9e11-0123456789ab"
 SCHEMES = ["hmac-sha256", "hmac-sha512", "hmac-sha1"]

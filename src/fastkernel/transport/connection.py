@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 import os
 import stat
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from fastkernel.logs import log
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    PathLike = str | os.PathLike[str]
 
 CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
 
@@ -16,15 +21,36 @@ class ConnectionError_(Exception):
     """The connection file is missing, unreadable or malformed."""
 
 
-@dataclass
 class ConnectionInfo:
-    transport: str = "tcp"
-    ip: str = "127.0.0.1"
-    key: bytes = b""
-    signature_scheme: str = "hmac-sha256"
-    ports: dict[str, int] = field(default_factory=lambda: {c: 0 for c in CHANNELS})
-    kernel_name: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    """What a connection file says. A plain class: ``dataclasses`` costs milliseconds at start."""
+
+    def __init__(
+        self,
+        transport: str = "tcp",
+        ip: str = "127.0.0.1",
+        key: bytes = b"",
+        signature_scheme: str = "hmac-sha256",
+        ports: dict[str, int] | None = None,
+        kernel_name: str = "",
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.transport = transport
+        self.ip = ip
+        self.key = key
+        self.signature_scheme = signature_scheme
+        self.ports = ports if ports is not None else {c: 0 for c in CHANNELS}
+        self.kernel_name = kernel_name
+        self.extra = extra if extra is not None else {}
+        # Port 0 asks the kernel to pick one: the real ports are then written back to the file.
+        self.picked_ports = 0 in self.ports.values()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ConnectionInfo) and vars(self) == vars(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+    def __repr__(self) -> str:
+        return f"ConnectionInfo(transport={self.transport!r}, ip={self.ip!r}, ports={self.ports})"
 
     def address(self, channel: str, port: int | None = None) -> str:
         port = self.ports[channel] if port is None else port
@@ -46,16 +72,17 @@ class ConnectionInfo:
         return data
 
 
-def _int_port(data: dict[str, Any], channel: str, path: Path) -> int:
+def _int_port(data: dict[str, Any], channel: str, path: PathLike) -> int:
     value = data.get(f"{channel}_port", 0)
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 65535:
         raise ConnectionError_(f"{path}: {channel}_port must be an integer 0-65535, got {value!r}")
     return value
 
 
-def read_connection_file(path: Path) -> ConnectionInfo:
+def read_connection_file(path: PathLike) -> ConnectionInfo:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        with open(path, encoding="utf-8") as f:
+            data = json.loads(f.read())
     except FileNotFoundError:
         raise ConnectionError_(f"connection file not found: {path}") from None
     except (OSError, ValueError) as err:
@@ -77,12 +104,13 @@ def read_connection_file(path: Path) -> ConnectionInfo:
     )
 
 
-def write_connection_file(path: Path, info: ConnectionInfo) -> None:
+def write_connection_file(path: PathLike, info: ConnectionInfo) -> None:
     """Write ``info`` to ``path`` readable by its owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    folder, name = os.path.split(os.fspath(path))
+    os.makedirs(folder or ".", exist_ok=True)
     # A fresh, unguessable temp name opened with O_EXCL (and O_NOFOLLOW): nothing planted in a
     # shared runtime dir (a stale file, a symlink) can lend the key its own mode or target.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(tmp, flags, stat.S_IRUSR | stat.S_IWUSR)
     try:
@@ -91,12 +119,15 @@ def write_connection_file(path: Path, info: ConnectionInfo) -> None:
             json.dump(info.to_dict(), f, indent=1)
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
         raise
 
 
 def runtime_dir() -> Path:
     """Jupyter's runtime directory, computed without importing jupyter_core."""
+    from pathlib import Path
+
     if os.environ.get("JUPYTER_RUNTIME_DIR"):
         return Path(os.environ["JUPYTER_RUNTIME_DIR"])
     data_dir = os.environ.get("JUPYTER_DATA_DIR")
@@ -110,17 +141,22 @@ def new_connection_info() -> ConnectionInfo:
     return ConnectionInfo(key=os.urandom(32).hex().encode("ascii"))
 
 
-def world_readable(path: Path) -> bool:
+def runtime_path() -> str:
+    """Where a kernel started without ``-f`` writes its connection file."""
+    return str(runtime_dir() / f"kernel-fastkernel-{os.getpid()}.json")
+
+
+def world_readable(path: PathLike) -> bool:
     try:
-        return bool(path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH))
+        return bool(os.stat(path).st_mode & (stat.S_IRGRP | stat.S_IROTH))
     except OSError:
         return False
 
 
-def open_to_others(path: Path) -> int:
+def open_to_others(path: PathLike) -> int:
     """The permission bits of ``path`` that let users other than its owner in (mode & 0o077)."""
     try:
-        return path.stat().st_mode & 0o077
+        return os.stat(path).st_mode & 0o077
     except OSError:
         return 0
 
@@ -131,3 +167,38 @@ def reachable_from_network(info: ConnectionInfo) -> bool:
         return False
     ip = info.ip.strip("[]").lower()
     return not (ip.startswith("127.") or ip in ("localhost", "::1", "::ffff:127.0.0.1"))
+
+
+def file_is_private(path: str, allow_insecure: bool) -> bool:
+    """Refuse (log, return False) a connection file that other users may read or write."""
+    bits = open_to_others(path)
+    if not bits:
+        return True
+    if allow_insecure:
+        log.warning(
+            "the connection file %s is open to other users (mode bits %03o): they can read its key "
+            "and run code as you; accepted because of --allow-insecure",
+            path,
+            bits,
+        )
+        return True
+    log.error(
+        "refusing to start: the connection file %s is open to other users (mode bits %03o), so "
+        "anyone who can read its key could run code as you. Run `chmod 600 %s` (Jupyter writes "
+        "connection files with mode 0600), or pass --allow-insecure to accept this.",
+        path,
+        bits,
+        path,
+    )
+    return False
+
+
+def warn_if_exposed(info: ConnectionInfo) -> None:
+    """Warn loudly when the ports are reachable from other machines: signed is not encrypted."""
+    if reachable_from_network(info):
+        log.warning(
+            "binding to %s, which other machines can reach: messages are signed but NOT encrypted, "
+            "so anyone on the network path can read code, outputs and data, and anyone who learns "
+            "the key can run code. Prefer 127.0.0.1 with an SSH tunnel.",
+            info.ip,
+        )

@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from fastkernel.transport.server import WakePipe
+from fastkernel.transport.frames import WakePipe
 
 log = logging.getLogger("fastkernel")
 

@@ -1,0 +1,185 @@
+"""The half of the core that runs code: the interpreter, cell output and input, history.
+
+It is built once, on the main thread, when the kernel first needs it or is first idle after
+answering a request (see ``Kernel.on_idle``): a kernel answers its first ``kernel_info_request``
+without importing any of this, and everything here is ready before the first cell runs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+from fastkernel import ipycompat
+from fastkernel.history import HistoryStore
+from fastkernel.interpreter import display as display_api
+from fastkernel.interpreter.core import Interpreter
+from fastkernel.interpreter.formatting import format_object
+from fastkernel.interpreter.importhooks import after_import
+from fastkernel.interpreter.inputs import StdinNotImplementedError
+from fastkernel.interpreter.outcache import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES
+from fastkernel.interpreter.streams import CURRENT_CELL, OUTPUT_TARGET, KernelStream
+from fastkernel.logs import log
+from fastkernel.messages import Message
+from fastkernel.outputs import DEFAULT_INTERVAL, DEFAULT_MAX_MESSAGE, DEFAULT_MAX_RATE, StreamCoalescer
+
+if TYPE_CHECKING:
+    from fastkernel.kernel import Kernel
+
+Content = dict[str, Any]
+
+
+class RuntimeOptions(NamedTuple):
+    """What the runtime is built with (app.py fills it from the kernel's settings)."""
+
+    stream_interval: float = DEFAULT_INTERVAL
+    max_stream_message: int = DEFAULT_MAX_MESSAGE
+    max_stream_rate: int = DEFAULT_MAX_RATE
+    output_limit: int = 0
+    output_cache_entries: int = DEFAULT_MAX_ENTRIES
+    output_cache_bytes: int = DEFAULT_MAX_BYTES
+    history: Callable[[], HistoryStore] = HistoryStore  # the input history (default: in memory)
+
+
+class OutputCapture(Protocol):
+    """Output written to file descriptors 1 and 2, handed to the streams (transport/fdcapture.py)."""
+
+    def start(self) -> None: ...
+
+    def drain(self) -> None:
+        """Return once what was written before the call has been handed over."""
+
+    def stop(self) -> None: ...
+
+
+def answers(msg: Message, request_id: str, asked: list[bytes] | None) -> bool:
+    """Whether ``msg`` is the input_reply to ``request_id``, sent by the zmq identity ``asked``.
+
+    jupyter_client's ``KernelClient.input`` sends its reply without a parent header, so an
+    unparented input_reply answers the outstanding request; a parented one must match it.
+    Either way it must come from the frontend that was asked: its stdin socket carries the
+    identity of its shell socket (the input_request could not have reached it otherwise),
+    so another client's reply, even one that names the request, answers nothing.
+    """
+    parent_id = msg["parent_header"].get("msg_id") if isinstance(msg["parent_header"], dict) else None
+    if asked is not None and msg.get("idents") != asked:
+        return False
+    return msg["msg_type"] == "input_reply" and parent_id in (None, "", request_id)
+
+
+class Runtime:
+    """The interpreter, the stdout/stderr streams, the history store, and output capture."""
+
+    def __init__(self, kernel: Kernel, options: RuntimeOptions) -> None:
+        self.kernel = kernel
+        outlet = kernel.outlet
+        self.interpreter = Interpreter(on_result=self.publish_result)
+        self.interpreter.history.set_limits(options.output_cache_entries, options.output_cache_bytes)
+        self.history_store = options.history()  # history_request; sqlite3 is imported on first use
+        self.streams = StreamCoalescer(
+            kernel.publish_stream,
+            self._schedule_flush,
+            options.stream_interval,
+            max_message=options.max_stream_message,
+            max_rate=options.max_stream_rate,
+            output_limit=options.output_limit,
+            wait_for_room=outlet.wait_for_room,  # backpressure from slow iopub subscribers
+            shielded=outlet.shielded,  # no interrupt in the middle of a flush
+        )
+        self.stdout = KernelStream("stdout", self.streams.write)
+        self.stderr = KernelStream("stderr", self.streams.write)
+        self.capture: OutputCapture | None = None
+        self.completer: Any = None  # interpreter.completion.Completer, made by the first complete_request
+        display_api.set_publisher(self.publish_display)
+
+    def install_hooks(self) -> None:
+        """What reaches back to the kernel (run once ``kernel.runtime`` is this runtime)."""
+        # comm is patched when first imported (by user code or the first comm message), not at start.
+        after_import("comm", self.kernel.install_comms)
+        ipycompat.install(self.kernel)  # get_ipython().kernel; IPython adapted when a cell imports it
+
+    def capture_fds(
+        self, make: Callable[[Callable[[str, str], None], Callable[[], None]], OutputCapture]
+    ) -> None:
+        """Send what is written to fds 1 and 2 to the running cell, through ``make(write, flush)``."""
+        self.capture = make(self.streams.write, self.streams.flush)
+        self.streams.add_source(self.capture.drain)  # the barrier before results and replies
+        self.stdout.fd, self.stderr.fd = 1, 2  # so subprocess.run(stdout=sys.stdout) works
+        self.capture.start()
+
+    def close(self) -> None:
+        """Publish what is pending (fd output included), stop capturing, write the history."""
+        self.streams.flush()
+        if self.capture is not None:
+            self.capture.stop()  # fds 1 and 2 back; what was left in the pipes is queued
+            self.streams.flush()
+        self.history_store.close()
+
+    # -- output -------------------------------------------------------------------
+
+    def _schedule_flush(self, delay: float) -> None:
+        self.kernel.outlet.schedule_stream_flush(delay, self.streams.flush)
+
+    def current_request(self) -> Message | None:
+        """The request that output of the calling context goes to (see fastkernel.outputs).
+
+        The output target's request; for ``CURRENT_CELL``, the cell that output is attributed
+        to; where the target names no request (``DISCARD``, a callable), the request being
+        handled. Comm messages and ``get_ipython().kernel.get_parent()`` are parented by it.
+        """
+        target = OUTPUT_TARGET.get()
+        if isinstance(target, dict):
+            return target
+        if target is CURRENT_CELL and self.streams.parent is not None:
+            return self.streams.parent  # type: ignore[no-any-return]
+        return self.kernel.parent
+
+    def publish_display(self, msg_type: str, content: Content, target: Any) -> None:
+        """display_data, update_display_data and clear_output from ``display()`` and friends."""
+        self.streams.sync()  # prints before the display show before it
+        if target is CURRENT_CELL:
+            target = self.streams.parent
+        elif not isinstance(target, dict):
+            # A capturing target (%%capture) may take the display; DISCARD and text-only callables drop it.
+            take = getattr(target, "take_display", None)
+            if take is None or take(msg_type, content):
+                return
+            target = self.streams.parent
+        self.streams.wait_for_room()  # slow subscribers: hold the cell rather than queue without bound
+        self.kernel.publish(msg_type, content, target)
+
+    def publish_result(self, value: Any) -> None:
+        self.streams.sync()  # keep prints of the cell (fd output too) before its result
+        data, metadata = format_object(value)
+        self.interpreter.history.record_output(value)  # _, Out[n], _n when the cell stores history
+        self.history_store.record_output(self.interpreter.history.current, data)
+        content = {"execution_count": self.kernel.execution_count, "data": data, "metadata": metadata}
+        self.streams.wait_for_room()
+        self.kernel.publish("execute_result", content, self.kernel.parent)
+
+    # -- input ---------------------------------------------------------------------
+
+    def raw_input(self, prompt: str, password: bool) -> str:
+        """Ask the frontend that sent the running request for a line of input."""
+        kernel = self.kernel
+        parent = kernel.parent
+        if parent is None or not kernel.allow_stdin:
+            raise StdinNotImplementedError(
+                "input() is not available: the frontend that sent this request does not accept "
+                "input (allow_stdin is false)"
+            )
+        if threading.current_thread() is not threading.main_thread():
+            raise StdinNotImplementedError("input() is only available on the kernel's main thread")
+        self.streams.sync()  # output before the prompt (fd output too) shows before it
+        kernel.outlet.drain_stdin()
+        request = kernel.factory.msg("input_request", {"prompt": prompt, "password": password}, parent)
+        asked = parent.get("idents")
+        kernel.outlet.send("stdin", request, asked)
+        while True:
+            reply = kernel.outlet.next_stdin()
+            if answers(reply, request["header"]["msg_id"], None if asked is None else list(asked)):
+                break
+            log.debug("ignoring a stdin message that does not answer the prompt: %s", reply["msg_type"])
+        value = reply["content"].get("value", "") if isinstance(reply["content"], dict) else ""
+        return str(value)
