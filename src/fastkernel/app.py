@@ -14,17 +14,20 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
+from fastkernel import starttrace
 from fastkernel.logs import log
 from fastkernel.settings import KernelSettings, quick_settings
 
 if TYPE_CHECKING:
     from fastkernel.history import HistoryStore
+    from fastkernel.kernel import RuntimeOptions
     from fastkernel.runtime import Runtime
     from fastkernel.transport.connection import ConnectionInfo
 
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m fastkernel``: ``install ...``, or run a kernel."""
+    starttrace.mark("main")
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["install"]:
         from fastkernel.kernelspec import main as install_main
@@ -36,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
 
         settings = parse_settings(args)
     log.set_level(settings.log_level)
+    starttrace.mark("settings")
     sys.exit(run_kernel(settings))
 
 
@@ -49,6 +53,7 @@ def run_kernel(settings: KernelSettings) -> int:
     from fastkernel.transport.sockets import KernelSockets
     from fastkernel.wire import WireCodec
 
+    starttrace.mark("imports")
     opened = _open_connection(settings)
     if isinstance(opened, int):
         return opened
@@ -57,6 +62,7 @@ def run_kernel(settings: KernelSettings) -> int:
     heartbeat = Heartbeat(info)
     info.ports["hb"] = heartbeat.port
     heartbeat.start()
+    starttrace.mark("bound")
     factory = MessageFactory()
     codec = WireCodec(signer, max_bytes=settings.max_message_bytes, replay_history=settings.replay_history)
     grace = settings.terminate_children_grace if settings.terminate_children else None
@@ -125,8 +131,8 @@ def _announce(info: ConnectionInfo, path: str, created: bool, settings: KernelSe
         log.info("To connect another client to this kernel, use:\n    jupyter console --existing %s", path)
 
 
-def _runtime_options(settings: KernelSettings) -> Any:
-    from fastkernel.runtime import RuntimeOptions
+def _runtime_options(settings: KernelSettings) -> RuntimeOptions:
+    from fastkernel.kernel import RuntimeOptions
 
     return RuntimeOptions(
         stream_interval=settings.stream_flush_interval,
@@ -194,6 +200,7 @@ def _serve(server: Any, kernel: Any, created_path: str | None, grace: float | No
     try:
         server.start_iopub()
         kernel.publish_status("starting", None)
+        starttrace.mark("serving")
         server.serve(kernel)
     finally:
         kernel.close()

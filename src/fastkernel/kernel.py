@@ -16,20 +16,22 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from fastkernel import starttrace
 from fastkernel.interfaces import Outlet
 from fastkernel.logs import log
 from fastkernel.messages import Message, MessageFactory, error_content, kernel_info_content, utcnow_iso
 from fastkernel.ratelog import RateLimitedLog
 from fastkernel.requests import BadRequest, Reply, count_field, field
+from fastkernel.settings import DEFAULTS
 
 if TYPE_CHECKING:
     from fastkernel.history import HistoryStore
     from fastkernel.interpreter.core import Interpreter
     from fastkernel.interpreter.streams import KernelStream
     from fastkernel.outputs import StreamCoalescer
-    from fastkernel.runtime import Runtime, RuntimeOptions
+    from fastkernel.runtime import Runtime
 
 Content = dict[str, Any]
 Handler = Callable[[Message], Reply]
@@ -46,6 +48,18 @@ LIGHT_REQUESTS = frozenset(
     }
 )
 RUNTIME_AFTER_S = 0.25  # with no request yet, the runtime is built this long after serving began
+
+
+class RuntimeOptions(NamedTuple):
+    """What the runtime is built with (defaults: the kernel's settings' defaults)."""
+
+    stream_interval: float = DEFAULTS.stream_flush_interval
+    max_stream_message: int = DEFAULTS.max_stream_message
+    max_stream_rate: int = DEFAULTS.max_stream_rate
+    output_limit: int = DEFAULTS.output_limit
+    output_cache_entries: int = DEFAULTS.output_cache_entries
+    output_cache_bytes: int = DEFAULTS.output_cache_bytes
+    history: Callable[[], HistoryStore] | None = None  # the input history (None: in memory)
 
 
 class Kernel:
@@ -106,13 +120,15 @@ class Kernel:
         if runtime is None:
             with self._runtime_lock:
                 if self._runtime is None:
-                    from fastkernel.runtime import Runtime, RuntimeOptions
+                    from fastkernel.runtime import Runtime
 
                     built = Runtime(self, self._runtime_options or RuntimeOptions())
                     self._runtime = built
                     built.install_hooks()
                     if self._on_runtime is not None:
                         self._on_runtime(built)
+                    starttrace.mark("runtime")
+                    starttrace.write()
                 runtime = self._runtime
         return runtime
 
@@ -185,6 +201,7 @@ class Kernel:
     def dispatch(self, channel: str, msg: Message) -> None:
         """Handle one request from ``channel`` ("shell" or "control")."""
         msg_type = msg["msg_type"]
+        starttrace.mark("first_request")
         if channel == "shell" and msg_type not in LIGHT_REQUESTS:
             self.runtime  # noqa: B018  # built before the first request that runs or reads code
         if channel == "shell" and msg_type in COMM_MESSAGES:  # no reply, but busy and idle
@@ -202,6 +219,7 @@ class Kernel:
         try:
             reply = self._call(handler, msg, channel)
             self.send_reply(channel, msg, reply)
+            starttrace.mark("first_reply")
         finally:
             self.publish_status("idle", msg)
             self._answered += 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fastkernel import ipycompat
 from fastkernel.history import HistoryStore
@@ -18,28 +18,15 @@ from fastkernel.interpreter.core import Interpreter
 from fastkernel.interpreter.formatting import format_object
 from fastkernel.interpreter.importhooks import after_import
 from fastkernel.interpreter.inputs import StdinNotImplementedError
-from fastkernel.interpreter.outcache import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES
 from fastkernel.interpreter.streams import CURRENT_CELL, OUTPUT_TARGET, KernelStream
 from fastkernel.logs import log
 from fastkernel.messages import Message
-from fastkernel.outputs import DEFAULT_INTERVAL, DEFAULT_MAX_MESSAGE, DEFAULT_MAX_RATE, StreamCoalescer
+from fastkernel.outputs import StreamCoalescer
 
 if TYPE_CHECKING:
-    from fastkernel.kernel import Kernel
+    from fastkernel.kernel import Kernel, RuntimeOptions
 
 Content = dict[str, Any]
-
-
-class RuntimeOptions(NamedTuple):
-    """What the runtime is built with (app.py fills it from the kernel's settings)."""
-
-    stream_interval: float = DEFAULT_INTERVAL
-    max_stream_message: int = DEFAULT_MAX_MESSAGE
-    max_stream_rate: int = DEFAULT_MAX_RATE
-    output_limit: int = 0
-    output_cache_entries: int = DEFAULT_MAX_ENTRIES
-    output_cache_bytes: int = DEFAULT_MAX_BYTES
-    history: Callable[[], HistoryStore] = HistoryStore  # the input history (default: in memory)
 
 
 class OutputCapture(Protocol):
@@ -76,7 +63,8 @@ class Runtime:
         outlet = kernel.outlet
         self.interpreter = Interpreter(on_result=self.publish_result)
         self.interpreter.history.set_limits(options.output_cache_entries, options.output_cache_bytes)
-        self.history_store = options.history()  # history_request; sqlite3 is imported on first use
+        # history_request; sqlite3 is imported on first use. Default: this session's, in memory.
+        self.history_store = options.history() if options.history is not None else HistoryStore()
         self.streams = StreamCoalescer(
             kernel.publish_stream,
             self._schedule_flush,
