@@ -85,7 +85,7 @@ def _activate() -> None:
     """Interactive mode, as under ipykernel: pyplot then reports every change of a figure."""
     if inlinefigures.in_kernel():
         matplotlib.interactive(True)
-    inlinefigures._register_formatters()
+    inlinefigures.register_figure_formatters()
 
 
 def enable() -> None:

@@ -98,7 +98,7 @@ def in_kernel() -> bool:
 def _on_matplotlib(matplotlib: Any) -> None:
     """When matplotlib is first imported: default backend, Figure formatters, cell events."""
     set_default_backend(matplotlib)
-    _register_formatters()
+    register_figure_formatters()
     if _interpreter is not None:
         _interpreter.events.register("pre_execute", _start_cell)
         _interpreter.events.register("post_execute", flush)
@@ -162,7 +162,7 @@ def set_figure_formats(*formats: str, **print_kwargs: Any) -> None:
     _formats[:] = list(dict.fromkeys(names))
     _print_kwargs = {**DEFAULT_PRINT_KWARGS, **print_kwargs}
     if "matplotlib" in sys.modules:
-        _register_formatters()
+        register_figure_formatters()
 
 
 def get_figure_formats() -> tuple[list[str], dict[str, Any]]:
@@ -180,7 +180,12 @@ def close_figures() -> bool:
     return _close_figures
 
 
-def _register_formatters() -> None:
+def register_figure_formatters() -> None:
+    """Make a matplotlib ``Figure`` display in the chosen formats (see :func:`set_figure_formats`).
+
+    Called when matplotlib is first imported and when the formats change; registering again
+    replaces the formatters registered before. Needs matplotlib only once a figure is shown.
+    """
     for mime in _registered_mimes:
         unregister_type_formatter(FIGURE, mime)
     _registered_mimes.clear()
