@@ -239,23 +239,45 @@ class Interpreter:
     # -- running -----------------------------------------------------------
 
     def _execute(self, source: str, filename: str, display: bool) -> None:
+        value = self.run_code(source, filename)
+        if value is not None and display:
+            self.on_result(value)
+
+    def run_code(self, source: str, filename: str, local: dict[str, Any] | None = None) -> Any:
+        """Compile ``source`` as cell code and run it in the user namespace; return its value.
+
+        Parameters
+        ----------
+        source
+            Cell code: magics are rewritten and ``__future__`` imports stay in force, as in
+            :meth:`run_cell`, which runs each cell through this method.
+        filename
+            The name its code objects get (from ``sources.register``, so tracebacks show it).
+        local
+            Separate locals (a magic called inside a function); None runs at the top level.
+
+        Returns
+        -------
+        The value of a last expression statement, or None. Code that uses top-level ``await``
+        runs as one coroutine on the kernel's event loop.
+        """
         body, last = self.compile_cell(source, filename)
         if (body.co_flags | (last.co_flags if last else 0)) & CO_COROUTINE:
             # One coroutine for the whole cell, so its last line runs in the loop too.
-            value = self.loop_host.run(self._run_async(body, last))
-        else:
-            eval(body, self.namespace)
-            value = eval(last, self.namespace) if last is not None else None
-        if last is not None and value is not None and display:
-            self.on_result(value)
+            return self.loop_host.run(self.run_async(body, last, local))
+        eval(body, self.namespace, local)
+        return eval(last, self.namespace, local) if last is not None else None
 
-    async def _run_async(self, body: types.CodeType, last: types.CodeType | None) -> Any:
-        done = eval(body, self.namespace)
+    async def run_async(
+        self, body: types.CodeType, last: types.CodeType | None, local: dict[str, Any] | None = None
+    ) -> Any:
+        """Run code from :meth:`compile_cell` that may await; return the last expression's value."""
+        done = eval(body, self.namespace, local)
         if body.co_flags & CO_COROUTINE:
             await done
         if last is None:
             return None
-        value = eval(last, self.namespace)
+        value = eval(last, self.namespace, local)
         if last.co_flags & CO_COROUTINE:
             value = await value
         return value
