@@ -18,7 +18,6 @@ from typing import Any, Protocol
 
 from fastkernel import ipycompat
 from fastkernel.history import HistoryStore
-from fastkernel.interpreter import display as display_api
 from fastkernel.interpreter.completeness import is_complete
 from fastkernel.interpreter.core import Interpreter
 from fastkernel.interpreter.formatting import format_object
@@ -143,7 +142,7 @@ class Kernel:
         self.connection_info = connection_info or {}
         self.execution_count = 0
         self.stop_on_error_reply = stop_on_error_reply
-        self.interpreter = Interpreter(on_result=self._publish_result)
+        self.interpreter = Interpreter(on_result=self._publish_result, publish_display=self._publish_display)
         self.interpreter.history.set_limits(output_cache_entries, output_cache_bytes)
         self.history_store = history if history is not None else HistoryStore()  # history_request
         self.streams = StreamCoalescer(self._publish_stream, outlet.schedule_stream_flush, stream_interval)
@@ -155,7 +154,6 @@ class Kernel:
         self._bad_requests = WarningLimiter()
         self._completer: Any = None  # interpreter.completion.Completer, made by the first complete_request
         self.published = 0  # iopub messages so far: tells whether a cell produced output
-        display_api.set_publisher(self._publish_display)
         self.shell_handlers: dict[str, Callable[[Message], Reply]] = {
             "execute_request": self.execute_request,
             "kernel_info_request": self.kernel_info_request,

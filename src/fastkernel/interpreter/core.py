@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from fastkernel.interpreter import running
 from fastkernel.interpreter.events import EventManager, ExecutionInfo, ExecutionResult
 from fastkernel.interpreter.formatting import Bundle, format_object
 from fastkernel.interpreter.hooks import (
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from fastkernel.interpreter.asyncsupport import EventLoopHost
+    from fastkernel.interpreter.display import Publisher
     from fastkernel.interpreter.magics.registry import Magics
 
 ResultHook = Callable[[Any], None]
@@ -125,7 +127,18 @@ def _has_trailing_semicolon(source: str, node: ast.stmt) -> bool:
 class Interpreter:
     """Runs cells in a persistent namespace that is a real ``__main__`` module."""
 
-    def __init__(self, on_result: ResultHook | None = None) -> None:
+    def __init__(self, on_result: ResultHook | None = None, publish_display: Publisher | None = None) -> None:
+        """An interpreter with a fresh ``__main__`` namespace, not installed yet.
+
+        Parameters
+        ----------
+        on_result
+            Called with the value of a cell's last expression (the kernel's ``execute_result``).
+        publish_display
+            Sends display messages, ``(msg_type, content, output_target)``: the kernel's. None
+            (no kernel): ``display()`` and ``display_pub`` send nothing, and
+            ``get_ipython().showtraceback()`` writes to stderr.
+        """
         self.module = types.ModuleType("__main__", doc="fastkernel user namespace")
         self.namespace: dict[str, Any] = self.module.__dict__
         self.namespace["__builtins__"] = builtins
@@ -133,6 +146,7 @@ class Interpreter:
         # still raises SystemExit.
         self.namespace["exit"] = self.namespace["quit"] = ExitCall(self.ask_exit)
         self.on_result = on_result or (lambda value: None)
+        self.publish_display = publish_display
         self.history = OutputCache(self.namespace)  # In, Out, _, __, ___, _N, _iN
         self.future_flags = 0
         self.sources = CellSources()
@@ -155,9 +169,12 @@ class Interpreter:
         ``sys.modules['__main__']`` becomes the namespace (pickle, dataclasses, typing and enum
         find what cells define); ``help()`` writes to the cell's stdout; warnings and
         ``inspect.getsource`` know cells; multiprocessing's spawn method can run cell functions.
+        It becomes :func:`running.current() <fastkernel.interpreter.running.current>`, which
+        ``display()``, ``get_ipython()`` and matplotlib's figures go through.
         """
         self._previous_main = sys.modules.get("__main__")
         sys.modules["__main__"] = self.module
+        running.set_current(self)  # before the hooks below, which may run at once
         self.patches.set(builtins, "help", KernelHelp())
         from fastkernel.interpreter.display import display
 
@@ -178,6 +195,8 @@ class Interpreter:
         self.patches.restore()
         if self._previous_main is not None and sys.modules.get("__main__") is self.module:
             sys.modules["__main__"] = self._previous_main
+        if running.current() is self:
+            running.set_current(None)
         if self._loop_host is not None:
             self._loop_host.close()
 
