@@ -10,7 +10,6 @@ import __future__ as future_module
 import ast
 import builtins
 import io
-import os
 import sys
 import time
 import tokenize
@@ -32,6 +31,7 @@ from fastkernel.interpreter.hooks import (
 )
 from fastkernel.interpreter.magics.transform import MAGICS, transform_cell
 from fastkernel.interpreter.outcache import OutputCache
+from fastkernel.interpreter.peakrss import peak_rss_bytes
 from fastkernel.interpreter.shell import FastKernelShell
 from fastkernel.interpreter.sources import CellSources
 from fastkernel.interpreter.tracebacks import CellError, format_error
@@ -65,45 +65,6 @@ class CellOutcome:
     payload: list[dict[str, Any]] = field(default_factory=list)
     duration_s: float = 0.0
     peak_rss_growth_bytes: int | None = None
-
-
-def peak_rss_bytes() -> int | None:
-    """This process's peak resident set size in bytes, or None if unknown.
-
-    ``ru_maxrss`` (about 1 us) survives ``execve``: a kernel launched by a larger process
-    (jupyter_server) starts with that process's peak. While it does, Linux's own ``VmHWM``
-    from /proc/self/status (about 10 us) is read instead; once the kernel's peak passes the
-    inherited one, ``ru_maxrss`` is exact again.
-    """
-    try:
-        import resource
-    except ImportError:  # Windows
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    peak = peak if sys.platform == "darwin" else peak * 1024  # kilobytes on Linux and BSDs
-    if not _inherited:
-        own = _proc_status_hwm()
-        _inherited.append(peak if own is not None and own < peak else 0)
-    if peak > _inherited[0]:
-        return peak
-    return _proc_status_hwm() or peak
-
-
-_inherited: list[int] = []  # ru_maxrss that came from before execve (0: none)
-# (pid, fd) of /proc/self/status, kept open: re-reading costs a few us, opening 40. The pid
-# check reopens it in a forked child, whose inherited fd still shows the parent.
-_status: list[int] = []
-
-
-def _proc_status_hwm() -> int | None:
-    try:
-        if not _status or _status[0] != os.getpid():
-            _status[:] = [os.getpid(), os.open("/proc/self/status", os.O_RDONLY | os.O_CLOEXEC)]
-        text = os.pread(_status[1], 8192, 0)
-        start = text.index(b"VmHWM:") + 6
-        return int(text[start : text.index(b"kB", start)]) * 1024  # "VmHWM:   8816 kB"
-    except (OSError, ValueError):
-        return None
 
 
 def _has_trailing_semicolon(source: str, node: ast.stmt) -> bool:
