@@ -72,7 +72,7 @@ class FigureCanvas(FigureCanvasAgg):
     noted: the figure is rendered once, when it is displayed."""
 
     manager_class = FigureManager
-    _fastkernel_inline = True
+    fastkernel_inline = True  # inlinefigures shows only figures whose canvas says so
 
     def draw_idle(self, *args: Any, **kwargs: Any) -> None:
         if inlinefigures.in_kernel():

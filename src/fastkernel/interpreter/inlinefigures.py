@@ -259,7 +259,8 @@ def _start_cell() -> None:
 
 
 def _is_inline(fig: Any) -> bool:
-    return bool(getattr(fig.canvas, "_fastkernel_inline", False))
+    """Whether ``fig`` belongs to this backend (``FigureCanvas.fastkernel_inline``), not another one."""
+    return bool(getattr(fig.canvas, "fastkernel_inline", False))
 
 
 def _open_figures() -> list[Any]:
