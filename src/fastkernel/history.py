@@ -10,7 +10,8 @@ are always visible. The kernel is idle when the shell requests waiting have been
 The schema is IPython's (``sessions``, ``history``, ``output_history``), so IPython's
 ``HistoryAccessor`` can read the file. It uses WAL journal mode, ``synchronous=NORMAL`` and a
 busy timeout, so several kernels can share one file. ``sqlite3`` is imported when the database
-is first needed (the first write or query), not at kernel start.
+is first needed (the first write or query), not at kernel start. The SQL is in
+:mod:`fastkernel.historydb`; this module decides when it runs.
 
 A file that cannot be used (corrupt, unreadable, locked past the busy timeout) never stops the kernel:
 the problem is logged once and the store goes on in an in-memory database, with the running
@@ -24,28 +25,16 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from fastkernel import historydb
+from fastkernel.historydb import MEMORY, Row
+
 log = logging.getLogger("fastkernel")
 
-MEMORY = ":memory:"
 BUSY_TIMEOUT_S = 1.0  # how long a write waits for another kernel's transaction
 INLINE_FLUSH_ROWS = 1000  # pending rows written at once when no idle hook ever runs
-_LINE_FACTOR = 1 << 32  # session * _LINE_FACTOR + line orders cells across sessions
-
-# (session, line, source, source_raw, output)
-Row = tuple[int, int, str, str, "str | None"]
-
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS sessions (session integer primary key autoincrement,
-        start timestamp, end timestamp, num_cmds integer, remark text)""",
-    """CREATE TABLE IF NOT EXISTS history (session integer, line integer,
-        source text, source_raw text, PRIMARY KEY (session, line))""",
-    """CREATE TABLE IF NOT EXISTS output_history (session integer, line integer,
-        output text, PRIMARY KEY (session, line))""",
-)
 
 
 def jupyter_data_dir() -> Path:
@@ -168,7 +157,7 @@ class HistoryStore:
         try:
             if self._ensure_open():
                 try:
-                    self._write(self._pending, self._outputs)
+                    historydb.write(self.conn, self._session, self._pending, self._outputs)
                 except Exception as err:
                     self._fall_back(err)  # the memory database gets every cell of this session
         except Exception:  # not even memory works: keep the kernel serving
@@ -177,43 +166,13 @@ class HistoryStore:
         self._outputs.clear()
         self._next_flush = time.monotonic() + self.flush_interval
 
-    def _write(self, cells: dict[int, tuple[str, str]], outputs: dict[int, str]) -> None:
-        session = self._session
-        with self._transaction() as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?)",
-                [(session, line, source, raw) for line, (source, raw) in cells.items()],
-            )
-            if outputs:
-                conn.executemany(
-                    "INSERT OR REPLACE INTO output_history VALUES (?, ?, ?)",
-                    [(session, line, text) for line, text in outputs.items()],
-                )
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[Any]:
-        """BEGIN IMMEDIATE (takes the write lock at once, waiting up to the busy timeout), COMMIT."""
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
     def close(self) -> None:
         """Write what is pending, note the session's end, close the database. Never raises."""
         self.flush()
         if self.conn is None:
             return
         try:
-            with self._transaction() as conn:
-                conn.execute(
-                    "UPDATE sessions SET end = ?, num_cmds = ? WHERE session = ?",
-                    (_timestamp(time.time()), len(self._cells), self._session),
-                )
+            historydb.end_session(self.conn, self._session, len(self._cells))
         except Exception as err:  # the kernel is exiting: a missing end time is not worth more
             log.debug("history: could not note the end of the session: %s", err)
         finally:
@@ -237,12 +196,10 @@ class HistoryStore:
         if self.path is None:
             return False
         if self.path == MEMORY:
-            self.conn = self._connect(MEMORY)
-            self._start_session()
+            self._open(MEMORY)
             return True
         try:
-            self.conn = self._connect(self.path)
-            self._start_session()
+            self._open(self.path)
         except Exception as err:
             self._fall_back(err)
             return True
@@ -252,30 +209,10 @@ class HistoryStore:
             log.debug("history: could not prune %s: %s", self.path, err)
         return True
 
-    def _connect(self, path: str) -> Any:
-        import sqlite3
-
-        if path != MEMORY:
-            Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=self.busy_timeout, isolation_level=None)
-        try:
-            if path != MEMORY:
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = NORMAL")
-            for statement in SCHEMA:
-                conn.execute(statement)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _start_session(self, number: int | None = None) -> None:
-        with self._transaction() as conn:
-            cursor = conn.execute(
-                "INSERT INTO sessions (session, start, num_cmds, remark) VALUES (?, ?, 0, ?)",
-                (number, _timestamp(self.started), f"fastkernel pid {os.getpid()}"),
-            )
-        self._session = int(cursor.lastrowid)
+    def _open(self, path: str, session: int | None = None) -> None:
+        """Connect to ``path`` and start the session (number ``session``, or the next free one)."""
+        self.conn = historydb.connect(path, self.busy_timeout)
+        self._session = historydb.start_session(self.conn, self.started, session)
 
     def _fall_back(self, err: Exception) -> None:
         """Go on in memory, keeping this session's number and cells."""
@@ -293,41 +230,16 @@ class HistoryStore:
         self.conn = None
         self.fell_back = True
         self.path = MEMORY
-        self.conn = self._connect(MEMORY)
-        self._start_session(self._session or None)
-        self._write(self._cells, self._results)
+        self._open(MEMORY, self._session or None)
+        historydb.write(self.conn, self._session, self._cells, self._results)
 
     def _prune(self) -> None:
         """Delete the oldest sessions beyond ``max_sessions`` and ``max_rows``, never this one."""
         if not self.max_sessions and not self.max_rows:
             return
-        conn = self.conn
-        cutoff = 0  # sessions up to this one go
-        if self.max_sessions:
-            found = conn.execute(
-                "SELECT session FROM sessions ORDER BY session DESC LIMIT 1 OFFSET ?", (self.max_sessions,)
-            ).fetchone()
-            if found is not None:
-                cutoff = found[0]
-        if self.max_rows:
-            (total,) = conn.execute("SELECT COUNT(*) FROM history WHERE session > ?", (cutoff,)).fetchone()
-            if total > self.max_rows:
-                counts = conn.execute(
-                    "SELECT session, COUNT(*) FROM history WHERE session > ? AND session < ? "
-                    "GROUP BY session ORDER BY session",
-                    (cutoff, self._session),
-                ).fetchall()
-                for session, count in counts:
-                    if total <= self.max_rows:
-                        break
-                    cutoff, total = session, total - count
-        cutoff = min(cutoff, self._session - 1)
-        if cutoff <= 0:
-            return
-        with self._transaction() as conn:
-            for table in ("history", "output_history", "sessions"):
-                conn.execute(f"DELETE FROM {table} WHERE session <= ?", (cutoff,))
-        log.debug("history: deleted sessions up to %d from %s", cutoff, self.path)
+        cutoff = historydb.prune(self.conn, self._session, self.max_sessions, self.max_rows)
+        if cutoff:
+            log.debug("history: deleted sessions up to %d from %s", cutoff, self.path)
 
     # -- queries ----------------------------------------------------------------
 
@@ -335,22 +247,11 @@ class HistoryStore:
         """Rows of ``history`` (with their output) after writing what is pending."""
         self.flush()
         self._ensure_open()
-        sql = (
-            "SELECT h.session, h.line, h.source, h.source_raw, o.output"
-            + (f", MAX(h.session * {_LINE_FACTOR} + h.line)" if unique else "")
-            + " FROM history h LEFT JOIN output_history o ON o.session = h.session AND o.line = h.line "
-            + where
-            + (" GROUP BY h.source_raw " if unique else " ")
-            + order
-        )
-        # Requests may carry any integer; SQLite takes 64 bits (and a larger one is no reason to
-        # give up the file below).
-        params = tuple(_clamp_int64(p) if isinstance(p, int) else p for p in params)
         try:
-            return [row[:5] for row in self.conn.execute(sql, params)]
+            return historydb.select(self.conn, where, params, order, unique=unique)
         except Exception as err:  # a damaged file: answer from memory (this session) from now on
             self._fall_back(err)
-            return [row[:5] for row in self.conn.execute(sql, params)]
+            return historydb.select(self.conn, where, params, order, unique=unique)
 
     def tail(self, n: int, raw: bool = True, output: bool = False) -> list[list[Any]]:
         """The last ``n`` cells over all sessions, oldest first."""
@@ -378,8 +279,7 @@ class HistoryStore:
             session += self.session
         if start < 0 or (stop is not None and stop < 0):
             self.flush()
-            found = self.conn.execute("SELECT MAX(line) FROM history WHERE session = ?", (session,))
-            end = (found.fetchone()[0] or 0) + 1
+            end = historydb.last_line(self.conn, session) + 1
             start = max(start + end, 0) if start < 0 else start
             stop = max(stop + end, 0) if stop is not None and stop < 0 else stop
             if stop == 0:
@@ -414,21 +314,9 @@ class HistoryStore:
         return _shape(rows, raw, output)
 
 
-def _timestamp(seconds: float) -> str:
-    """Local time as IPython stores it ('YYYY-MM-DD HH:MM:SS.ffffff')."""
-    import datetime
-
-    return datetime.datetime.fromtimestamp(seconds).isoformat(" ")
-
-
 def _shape(rows: list[Row], raw: bool, output: bool) -> list[list[Any]]:
     """Reply items: ``[session, line, input]``, or ``[session, line, [input, output]]``."""
     column = 3 if raw else 2
     if output:
         return [[row[0], row[1], [row[column], row[4]]] for row in rows]
     return [[row[0], row[1], row[column]] for row in rows]
-
-
-def _clamp_int64(value: int) -> int:
-    """``value`` limited to SQLite's INTEGER range (a LIMIT past it already means "all")."""
-    return max(-(2**63), min(2**63 - 1, value))

@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 from fastkernel.interpreter import display as display_api
 from fastkernel.interpreter.formatting import register_type_formatter
 from fastkernel.interpreter.importhooks import after_import
+from fastkernel.interpreter.running import current
 
 if TYPE_CHECKING:
     from fastkernel.interpreter.shell import FastKernelShell
     from fastkernel.kernel import Kernel
 
-_shell: FastKernelShell | None = None  # the shell of the kernel installed last
 _hooked = False
 
 
@@ -72,10 +72,9 @@ class KernelLink:
 
 def install(kernel: Kernel) -> None:
     """Give ``kernel``'s shell its kernel link and adapt IPython when user code imports it."""
-    global _shell, _hooked
+    global _hooked
     kernel.interpreter.shell.kernel = KernelLink(kernel)
-    _shell = kernel.interpreter.shell
-    if _hooked:  # one set of hooks per process; they use the shell installed last
+    if _hooked:  # one set of hooks per process; they use the running interpreter's shell
         return
     _hooked = True
     after_import("IPython.core.getipython", _adapt_getipython)
@@ -86,12 +85,14 @@ def install(kernel: Kernel) -> None:
 def get_ipython() -> FastKernelShell | None:
     """``IPython.get_ipython`` in a fastkernel kernel: its shell while it serves, else None.
 
-    "Serves" means its namespace is the process's ``__main__``; a Kernel object built in some
-    other program (the test suite) leaves IPython as it is.
+    "Serves" means the running interpreter (:func:`~fastkernel.interpreter.running.current`)
+    has its namespace as the process's ``__main__``; a Kernel object built in some other
+    program (the test suite) leaves IPython as it is.
     """
-    if _shell is None or sys.modules.get("__main__") is not _shell.interpreter.module:
+    interpreter = current()
+    if interpreter is None or sys.modules.get("__main__") is not interpreter.module:
         return None
-    return _shell
+    return interpreter.shell
 
 
 def display(*objs: Any, **kwargs: Any) -> Any:

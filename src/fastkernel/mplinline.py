@@ -72,7 +72,7 @@ class FigureCanvas(FigureCanvasAgg):
     noted: the figure is rendered once, when it is displayed."""
 
     manager_class = FigureManager
-    _fastkernel_inline = True
+    fastkernel_inline = True  # inlinefigures shows only figures whose canvas says so
 
     def draw_idle(self, *args: Any, **kwargs: Any) -> None:
         if inlinefigures.in_kernel():
@@ -85,7 +85,7 @@ def _activate() -> None:
     """Interactive mode, as under ipykernel: pyplot then reports every change of a figure."""
     if inlinefigures.in_kernel():
         matplotlib.interactive(True)
-    inlinefigures._register_formatters()
+    inlinefigures.register_figure_formatters()
 
 
 def enable() -> None:

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from fastkernel import ipycompat
 from fastkernel.history import HistoryStore
-from fastkernel.interpreter import display as display_api
 from fastkernel.interpreter.core import Interpreter
 from fastkernel.interpreter.formatting import format_object
 from fastkernel.interpreter.importhooks import after_import
@@ -61,7 +60,7 @@ class Runtime:
     def __init__(self, kernel: Kernel, options: RuntimeOptions) -> None:
         self.kernel = kernel
         outlet = kernel.outlet
-        self.interpreter = Interpreter(on_result=self.publish_result)
+        self.interpreter = Interpreter(on_result=self.publish_result, publish_display=self.publish_display)
         self.interpreter.history.set_limits(options.output_cache_entries, options.output_cache_bytes)
         # history_request; sqlite3 is imported on first use. Default: this session's, in memory.
         self.history_store = options.history() if options.history is not None else HistoryStore()
@@ -79,7 +78,6 @@ class Runtime:
         self.stderr = KernelStream("stderr", self.streams.write)
         self.capture: OutputCapture | None = None
         self.completer: Any = None  # interpreter.completion.Completer, made by the first complete_request
-        display_api.set_publisher(self.publish_display)
 
     def install_hooks(self) -> None:
         """What reaches back to the kernel (run once ``kernel.runtime`` is this runtime)."""

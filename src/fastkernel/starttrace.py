@@ -23,7 +23,8 @@ def mark(step: str) -> None:
     """
     if _PATH and step not in _marks:
         _marks[step] = time.time()
-        sys.__stderr__.write(f"fastkernel start: {step}\n")
+        if sys.__stderr__ is not None:
+            sys.__stderr__.write(f"fastkernel start: {step}\n")
 
 
 def write() -> None:

@@ -13,14 +13,10 @@ from typing import Any
 
 import pytest
 
-from fastkernel.interpreter import completion
-from fastkernel.interpreter.completion import (
-    Completer,
-    DeadlineExceeded,
-    call_with_deadline,
-    line_and_column,
-)
+from fastkernel.interpreter import completion, livenames
+from fastkernel.interpreter.completion import Completer, line_and_column
 from fastkernel.interpreter.core import Interpreter
+from fastkernel.interpreter.deadline import DeadlineExceeded, call_with_deadline
 from fastkernel.interpreter.introspect import describe, inspect_reply, name_at_cursor
 
 
@@ -187,15 +183,15 @@ def test_cursor_outside_the_code_is_clamped(completer: Completer) -> None:
 
 def test_imports_of_loaded_modules_complete_from_the_live_module(completer: Completer) -> None:
     code = "import os.path as osp, json\nfrom os import sep as separator\nosp.jo"
-    rewritten, bound = completion.cell_imports(code, len(code))
+    rewritten, bound = livenames.cell_imports(code, len(code))
     assert len(rewritten) == len(code)
     assert rewritten.startswith("pass ") and "\npass " in rewritten
     assert bound == {"osp": os.path, "json": json, "separator": os.sep}
     assert complete(completer, code)["matches"] == ["join"]
     # Not loaded, or the statement the cursor is in: left for jedi to read.
-    assert completion.cell_imports("import not_loaded_xyz\nx", 24) == ("import not_loaded_xyz\nx", {})
-    assert completion.cell_imports("import os.pa", 12) == ("import os.pa", {})
-    assert completion.cell_imports("from os import nothing_xyz", 0)[1] == {}
+    assert livenames.cell_imports("import not_loaded_xyz\nx", 24) == ("import not_loaded_xyz\nx", {})
+    assert livenames.cell_imports("import os.pa", 12) == ("import os.pa", {})
+    assert livenames.cell_imports("from os import nothing_xyz", 0)[1] == {}
 
 
 # -- the deadline and the fallback ---------------------------------------------------

@@ -3,15 +3,16 @@ from typing import Any
 import pytest
 
 from fastkernel.display import DisplayHandle, clear_output, display, update_display
-from fastkernel.interpreter import display as display_mod
+from fastkernel.interpreter.core import Interpreter
 
 
 @pytest.fixture
 def sent() -> Any:
     log: list[tuple[str, dict[str, Any]]] = []
-    display_mod.set_publisher(lambda t, c, p: log.append((t, c)))
+    interpreter = Interpreter(publish_display=lambda t, c, p: log.append((t, c)))
+    interpreter.install_as_main()  # display() sends through the running interpreter
     yield log
-    display_mod.set_publisher(None)
+    interpreter.uninstall()
 
 
 class Html:

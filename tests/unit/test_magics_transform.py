@@ -229,3 +229,9 @@ def test_conda_missing_is_a_clear_error(cells: Cells, monkeypatch: pytest.Monkey
     monkeypatch.setenv("PATH", "/nonexistent")
     error = cells.run("%conda install numpy").error
     assert error.ename == "UsageError" and "conda was not found" in error.evalue
+
+
+def test_a_magic_that_awaits_inside_a_function_sees_its_locals(cells: Cells) -> None:
+    # Interpreter.run_code runs magic code with the caller's locals, also when it awaits.
+    source = "import asyncio\ndef g():\n    x = 3\n    y = %time await asyncio.sleep(0, x)\n    return y\ng()"
+    assert cells.value(source) == 3

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from fastkernel.interpreter import display as display_mod
 from fastkernel.interpreter import inlinefigures
 from fastkernel.interpreter.core import Interpreter
 from fastkernel.interpreter.formatting import (
@@ -155,8 +154,10 @@ def cells(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cells]:
     def on_result(value: Any) -> None:
         shown.append(("result", format_object(value)[0]))
 
-    interpreter = Interpreter(on_result=on_result)
-    display_mod.set_publisher(lambda kind, content, target: shown.append(("display", content["data"])))
+    interpreter = Interpreter(
+        on_result=on_result,
+        publish_display=lambda kind, content, target: shown.append(("display", content["data"])),
+    )
     interpreter.install_as_main()
     import matplotlib
     import matplotlib.pyplot as plt
@@ -176,7 +177,6 @@ def cells(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cells]:
         mplinline.set_figure_formats("png")
         mplinline.set_close_figures(True)
         interpreter.uninstall()
-        display_mod.set_publisher(None)
         plt.switch_backend("agg")
         matplotlib.interactive(False)
 

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from fastkernel import ipycompat
-from fastkernel.interpreter import display as display_mod
-from fastkernel.interpreter import formatting
+from fastkernel.interpreter import formatting, running
 from fastkernel.interpreter.core import Interpreter
 from fastkernel.interpreter.shell import FastKernelShell
 from fastkernel.interpreter.streams import output_to
@@ -24,11 +23,18 @@ def interp() -> Interpreter:
 
 
 @pytest.fixture
-def sent() -> Iterator[list[tuple[str, dict[str, Any], Any]]]:
+def sent(interp: Interpreter) -> list[tuple[str, dict[str, Any], Any]]:
     log: list[tuple[str, dict[str, Any], Any]] = []
-    display_mod.set_publisher(lambda t, c, target: log.append((t, c, target)))
-    yield log
-    display_mod.set_publisher(None)
+    interp.publish_display = lambda t, c, target: log.append((t, c, target))  # as a kernel's would
+    return log
+
+
+@pytest.fixture
+def as_running(interp: Interpreter) -> Iterator[None]:
+    """``interp`` is the running interpreter, as install_as_main makes it (nothing else installed)."""
+    running.set_current(interp)
+    yield
+    running.set_current(None)
 
 
 def run(interp: Interpreter, source: str) -> Any:
@@ -202,10 +208,10 @@ def test_kernel_link_parent_follows_the_output_target(interp: Interpreter) -> No
         link.session  # noqa: B018
 
 
+@pytest.mark.usefixtures("as_running")
 def test_adapters_patch_ipython_modules(
     interp: Interpreter, sent: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ipycompat, "_shell", interp.shell)
     monkeypatch.setattr(formatting, "_type_formatters", {})  # the adapter registers one for Pretty
     getipython = types.ModuleType("IPython.core.getipython")
     ipycompat._adapt_getipython(getipython)
@@ -226,6 +232,7 @@ def test_adapters_patch_ipython_modules(
     assert sent[0][1]["metadata"] == {"m": 1}
 
 
+@pytest.mark.usefixtures("as_running")
 def test_interactiveshell_instance_is_the_shell_until_a_real_one_exists(
     interp: Interpreter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -245,7 +252,6 @@ def test_interactiveshell_instance_is_the_shell_until_a_real_one_exists(
     class TerminalShell(InteractiveShell):
         pass
 
-    monkeypatch.setattr(ipycompat, "_shell", interp.shell)
     monkeypatch.setitem(sys.modules, "__main__", interp.module)
     ipycompat._adapt_interactiveshell(types.SimpleNamespace(InteractiveShell=InteractiveShell))  # type: ignore[arg-type]
     assert InteractiveShell.initialized() and not TerminalShell.initialized()

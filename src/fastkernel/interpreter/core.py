@@ -10,7 +10,6 @@ import __future__ as future_module
 import ast
 import builtins
 import io
-import os
 import sys
 import time
 import tokenize
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from fastkernel.interpreter import running
 from fastkernel.interpreter.events import EventManager, ExecutionInfo, ExecutionResult
 from fastkernel.interpreter.formatting import Bundle, format_object
 from fastkernel.interpreter.hooks import (
@@ -31,6 +31,7 @@ from fastkernel.interpreter.hooks import (
 )
 from fastkernel.interpreter.magics.transform import MAGICS, transform_cell
 from fastkernel.interpreter.outcache import OutputCache
+from fastkernel.interpreter.peakrss import peak_rss_bytes
 from fastkernel.interpreter.shell import FastKernelShell
 from fastkernel.interpreter.sources import CellSources
 from fastkernel.interpreter.tracebacks import CellError, format_error
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from fastkernel.interpreter.asyncsupport import EventLoopHost
+    from fastkernel.interpreter.display import Publisher
     from fastkernel.interpreter.magics.registry import Magics
 
 ResultHook = Callable[[Any], None]
@@ -65,45 +67,6 @@ class CellOutcome:
     peak_rss_growth_bytes: int | None = None
 
 
-def peak_rss_bytes() -> int | None:
-    """This process's peak resident set size in bytes, or None if unknown.
-
-    ``ru_maxrss`` (about 1 us) survives ``execve``: a kernel launched by a larger process
-    (jupyter_server) starts with that process's peak. While it does, Linux's own ``VmHWM``
-    from /proc/self/status (about 10 us) is read instead; once the kernel's peak passes the
-    inherited one, ``ru_maxrss`` is exact again.
-    """
-    try:
-        import resource
-    except ImportError:  # Windows
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    peak = peak if sys.platform == "darwin" else peak * 1024  # kilobytes on Linux and BSDs
-    if not _inherited:
-        own = _proc_status_hwm()
-        _inherited.append(peak if own is not None and own < peak else 0)
-    if peak > _inherited[0]:
-        return peak
-    return _proc_status_hwm() or peak
-
-
-_inherited: list[int] = []  # ru_maxrss that came from before execve (0: none)
-# (pid, fd) of /proc/self/status, kept open: re-reading costs a few us, opening 40. The pid
-# check reopens it in a forked child, whose inherited fd still shows the parent.
-_status: list[int] = []
-
-
-def _proc_status_hwm() -> int | None:
-    try:
-        if not _status or _status[0] != os.getpid():
-            _status[:] = [os.getpid(), os.open("/proc/self/status", os.O_RDONLY | os.O_CLOEXEC)]
-        text = os.pread(_status[1], 8192, 0)
-        start = text.index(b"VmHWM:") + 6
-        return int(text[start : text.index(b"kB", start)]) * 1024  # "VmHWM:   8816 kB"
-    except (OSError, ValueError):
-        return None
-
-
 def _has_trailing_semicolon(source: str, node: ast.stmt) -> bool:
     """Whether the statement ``node`` ends with ``;``.
 
@@ -125,7 +88,18 @@ def _has_trailing_semicolon(source: str, node: ast.stmt) -> bool:
 class Interpreter:
     """Runs cells in a persistent namespace that is a real ``__main__`` module."""
 
-    def __init__(self, on_result: ResultHook | None = None) -> None:
+    def __init__(self, on_result: ResultHook | None = None, publish_display: Publisher | None = None) -> None:
+        """An interpreter with a fresh ``__main__`` namespace, not installed yet.
+
+        Parameters
+        ----------
+        on_result
+            Called with the value of a cell's last expression (the kernel's ``execute_result``).
+        publish_display
+            Sends display messages, ``(msg_type, content, output_target)``: the kernel's. None
+            (no kernel): ``display()`` and ``display_pub`` send nothing, and
+            ``get_ipython().showtraceback()`` writes to stderr.
+        """
         self.module = types.ModuleType("__main__", doc="fastkernel user namespace")
         self.namespace: dict[str, Any] = self.module.__dict__
         self.namespace["__builtins__"] = builtins
@@ -133,6 +107,7 @@ class Interpreter:
         # still raises SystemExit.
         self.namespace["exit"] = self.namespace["quit"] = ExitCall(self.ask_exit)
         self.on_result = on_result or (lambda value: None)
+        self.publish_display = publish_display
         self.history = OutputCache(self.namespace)  # In, Out, _, __, ___, _N, _iN
         self.future_flags = 0
         self.sources = CellSources()
@@ -155,9 +130,12 @@ class Interpreter:
         ``sys.modules['__main__']`` becomes the namespace (pickle, dataclasses, typing and enum
         find what cells define); ``help()`` writes to the cell's stdout; warnings and
         ``inspect.getsource`` know cells; multiprocessing's spawn method can run cell functions.
+        It becomes :func:`running.current() <fastkernel.interpreter.running.current>`, which
+        ``display()``, ``get_ipython()`` and matplotlib's figures go through.
         """
         self._previous_main = sys.modules.get("__main__")
         sys.modules["__main__"] = self.module
+        running.set_current(self)  # before the hooks below, which may run at once
         self.patches.set(builtins, "help", KernelHelp())
         from fastkernel.interpreter.display import display
 
@@ -178,6 +156,8 @@ class Interpreter:
         self.patches.restore()
         if self._previous_main is not None and sys.modules.get("__main__") is self.module:
             sys.modules["__main__"] = self._previous_main
+        if running.current() is self:
+            running.set_current(None)
         if self._loop_host is not None:
             self._loop_host.close()
 
@@ -239,23 +219,45 @@ class Interpreter:
     # -- running -----------------------------------------------------------
 
     def _execute(self, source: str, filename: str, display: bool) -> None:
+        value = self.run_code(source, filename)
+        if value is not None and display:
+            self.on_result(value)
+
+    def run_code(self, source: str, filename: str, local: dict[str, Any] | None = None) -> Any:
+        """Compile ``source`` as cell code and run it in the user namespace; return its value.
+
+        Parameters
+        ----------
+        source
+            Cell code: magics are rewritten and ``__future__`` imports stay in force, as in
+            :meth:`run_cell`, which runs each cell through this method.
+        filename
+            The name its code objects get (from ``sources.register``, so tracebacks show it).
+        local
+            Separate locals (a magic called inside a function); None runs at the top level.
+
+        Returns
+        -------
+        The value of a last expression statement, or None. Code that uses top-level ``await``
+        runs as one coroutine on the kernel's event loop.
+        """
         body, last = self.compile_cell(source, filename)
         if (body.co_flags | (last.co_flags if last else 0)) & CO_COROUTINE:
             # One coroutine for the whole cell, so its last line runs in the loop too.
-            value = self.loop_host.run(self._run_async(body, last))
-        else:
-            eval(body, self.namespace)
-            value = eval(last, self.namespace) if last is not None else None
-        if last is not None and value is not None and display:
-            self.on_result(value)
+            return self.loop_host.run(self.run_async(body, last, local))
+        eval(body, self.namespace, local)
+        return eval(last, self.namespace, local) if last is not None else None
 
-    async def _run_async(self, body: types.CodeType, last: types.CodeType | None) -> Any:
-        done = eval(body, self.namespace)
+    async def run_async(
+        self, body: types.CodeType, last: types.CodeType | None, local: dict[str, Any] | None = None
+    ) -> Any:
+        """Run code from :meth:`compile_cell` that may await; return the last expression's value."""
+        done = eval(body, self.namespace, local)
         if body.co_flags & CO_COROUTINE:
             await done
         if last is None:
             return None
-        value = eval(last, self.namespace)
+        value = eval(last, self.namespace, local)
         if last.co_flags & CO_COROUTINE:
             value = await value
         return value

@@ -1,34 +1,58 @@
-"""The display API (``display``, ``update_display``, ``clear_output``) on a publisher hook.
+"""The display API (``display``, ``update_display``, ``clear_output``) and how it is sent.
 
-The interpreter knows no messages: it builds message content and hands it to the publisher
-the kernel installs with :func:`set_publisher`, as ``(msg_type, content, target)`` where
-``target`` is the output target of the caller (see :func:`~fastkernel.interpreter.streams.output_target`).
-The kernel installs its publisher at start; ``display`` is also a builtin in cells.
+The interpreter knows no messages: it builds message content and hands it to the display
+publisher the kernel gave it (``Interpreter(publish_display=...)``), as ``(msg_type, content,
+target)`` where ``target`` is the output target of the caller (see
+:func:`~fastkernel.interpreter.streams.output_target`). ``display`` and friends are called by
+user code that holds no interpreter: they send through the running one
+(:func:`~fastkernel.interpreter.running.current`). Without a running interpreter, or one
+without a publisher (no kernel), they send nothing. ``display`` is also a builtin in cells.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastkernel.interpreter.formatting import format_object
+from fastkernel.interpreter.running import current
 from fastkernel.interpreter.streams import output_target
 
+if TYPE_CHECKING:
+    from fastkernel.interpreter.core import Interpreter
+
+# (msg_type, content, target): display_data, update_display_data, clear_output or error
 Publisher = Callable[[str, dict[str, Any], Any], None]
 
-_publisher: Publisher | None = None
+
+def publish(interpreter: Interpreter | None, msg_type: str, content: dict[str, Any]) -> bool:
+    """Hand one message to ``interpreter``'s display publisher, for the caller's output target.
+
+    Returns
+    -------
+    False, having sent nothing, when there is no interpreter or it has no publisher (no kernel).
+    """
+    publisher = interpreter.publish_display if interpreter is not None else None
+    if publisher is None:
+        return False
+    publisher(msg_type, content, output_target())
+    return True
 
 
-def set_publisher(publisher: Publisher | None) -> None:
-    """Install the hook that sends display messages (None: display sends nothing)."""
-    global _publisher
-    _publisher = publisher
+def publish_bundle(
+    interpreter: Interpreter | None,
+    data: dict[str, Any],
+    metadata: dict[str, Any] | None = None,
+    transient: dict[str, Any] | None = None,
+    update: bool = False,
+) -> bool:
+    """Send a ready MIME bundle as ``display_data`` (``update_display_data`` with ``update``).
 
-
-def _publish(msg_type: str, content: dict[str, Any]) -> None:
-    if _publisher is not None:
-        _publisher(msg_type, content, output_target())
+    See :func:`publish` for the interpreter and the return value.
+    """
+    content = {"data": data, "metadata": dict(metadata or {}), "transient": dict(transient or {})}
+    return publish(interpreter, "update_display_data" if update else "display_data", content)
 
 
 def _bundle(obj: Any, include: Any, exclude: Any, raw: bool) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -83,13 +107,10 @@ def display(
     tr = dict(transient or {})
     if display_id:
         tr["display_id"] = display_id
+    interpreter = current()
     for obj in objs:
         data, md = _bundle(obj, include, exclude, raw)
-        md.update(metadata or {})
-        _publish(
-            "update_display_data" if update else "display_data",
-            {"data": data, "metadata": md, "transient": tr},
-        )
+        publish_bundle(interpreter, data, {**md, **(metadata or {})}, tr, update)
     return handle
 
 
@@ -100,4 +121,4 @@ def update_display(obj: Any, *, display_id: str, **kwargs: Any) -> None:
 
 def clear_output(wait: bool = False) -> None:
     """Clear the cell's output (at the next output if ``wait``)."""
-    _publish("clear_output", {"wait": bool(wait)})
+    publish(current(), "clear_output", {"wait": bool(wait)})

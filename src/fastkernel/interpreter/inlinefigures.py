@@ -3,11 +3,12 @@
 This module is imported at kernel start and imports nothing of matplotlib: everything that
 needs matplotlib runs once matplotlib is imported (an import hook) or once a figure exists.
 
-- :func:`install` (called by ``Interpreter.install_as_main``) makes the interpreter known to
-  the backend, registers the ``pre_execute``/``post_execute`` callbacks that show the figures
-  a cell drew, and arranges that, when a cell first imports matplotlib, (1) the default
-  backend becomes ``module://fastkernel.mplinline`` unless the user chose one (``MPLBACKEND``
-  or ``backend`` in a matplotlibrc), and (2) a ``Figure`` displays as an image.
+- :func:`install` (called by ``Interpreter.install_as_main``, which also makes the interpreter
+  the running one that the backend asks for) registers the ``pre_execute``/``post_execute``
+  callbacks that show the figures a cell drew, and arranges that, when a cell first imports
+  matplotlib, (1) the default backend becomes ``module://fastkernel.mplinline`` unless the
+  user chose one (``MPLBACKEND`` or ``backend`` in a matplotlibrc), and (2) a ``Figure``
+  displays as an image.
 - The backend's canvas calls :func:`mark_drawn` instead of drawing (pyplot asks for a redraw
   each time a figure changes in interactive mode); :func:`flush` shows those figures when the
   cell ends, :func:`show_figures` is ``plt.show()``.
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastkernel.interpreter.formatting import register_type_formatter, unregister_type_formatter
 from fastkernel.interpreter.importhooks import after_import
+from fastkernel.interpreter.running import current
 
 if TYPE_CHECKING:
     from fastkernel.interpreter.core import Interpreter
@@ -52,7 +54,6 @@ FORMATS: dict[str, tuple[str, str, int]] = {
 }
 DEFAULT_PRINT_KWARGS: dict[str, Any] = {"bbox_inches": "tight"}
 
-_interpreter: Interpreter | None = None
 _formats: list[str] = ["png"]
 _print_kwargs: dict[str, Any] = dict(DEFAULT_PRINT_KWARGS)
 _close_figures = True
@@ -66,42 +67,36 @@ _displayed: dict[Any, None] = {}
 
 
 def install(interpreter: Interpreter) -> list[Callable[[], None]]:
-    """Connect figure display to ``interpreter``; return the functions that undo it."""
-    global _interpreter
-    _interpreter = interpreter
+    """Connect figure display to ``interpreter`` (the one being installed); return the undo."""
     # The cell events are registered when matplotlib is first imported (_on_matplotlib):
     # until then no figure can exist, and cells pay nothing for this module.
     cancel_hooks = [
-        after_import("matplotlib", _on_matplotlib),
+        after_import("matplotlib", lambda matplotlib: _on_matplotlib(matplotlib, interpreter)),
         after_import("ipywidgets.widgets.interaction", _adapt_ipywidgets),
     ]
 
     def uninstall() -> None:
-        global _interpreter
         for cancel in cancel_hooks:
             cancel()
         for event, callback in (("pre_execute", _start_cell), ("post_execute", flush)):
             if callback in interpreter.events.callbacks[event]:
                 interpreter.events.unregister(event, callback)
-        if _interpreter is interpreter:
-            _interpreter = None
         _start_cell()
 
     return [uninstall]
 
 
 def in_kernel() -> bool:
-    """Whether an interpreter is installed: figures can be displayed."""
-    return _interpreter is not None
+    """Whether an interpreter is installed (:func:`~fastkernel.interpreter.running.current`)."""
+    return current() is not None
 
 
-def _on_matplotlib(matplotlib: Any) -> None:
+def _on_matplotlib(matplotlib: Any, interpreter: Interpreter) -> None:
     """When matplotlib is first imported: default backend, Figure formatters, cell events."""
     set_default_backend(matplotlib)
-    _register_formatters()
-    if _interpreter is not None:
-        _interpreter.events.register("pre_execute", _start_cell)
-        _interpreter.events.register("post_execute", flush)
+    register_figure_formatters()
+    interpreter.events.register("pre_execute", _start_cell)
+    interpreter.events.register("post_execute", flush)
 
 
 def _adapt_ipywidgets(interaction: Any) -> None:
@@ -162,7 +157,7 @@ def set_figure_formats(*formats: str, **print_kwargs: Any) -> None:
     _formats[:] = list(dict.fromkeys(names))
     _print_kwargs = {**DEFAULT_PRINT_KWARGS, **print_kwargs}
     if "matplotlib" in sys.modules:
-        _register_formatters()
+        register_figure_formatters()
 
 
 def get_figure_formats() -> tuple[list[str], dict[str, Any]]:
@@ -180,7 +175,12 @@ def close_figures() -> bool:
     return _close_figures
 
 
-def _register_formatters() -> None:
+def register_figure_formatters() -> None:
+    """Make a matplotlib ``Figure`` display in the chosen formats (see :func:`set_figure_formats`).
+
+    Called when matplotlib is first imported and when the formats change; registering again
+    replaces the formatters registered before. Needs matplotlib only once a figure is shown.
+    """
     for mime in _registered_mimes:
         unregister_type_formatter(FIGURE, mime)
     _registered_mimes.clear()
@@ -259,7 +259,8 @@ def _start_cell() -> None:
 
 
 def _is_inline(fig: Any) -> bool:
-    return bool(getattr(fig.canvas, "_fastkernel_inline", False))
+    """Whether ``fig`` belongs to this backend (``FigureCanvas.fastkernel_inline``), not another one."""
+    return bool(getattr(fig.canvas, "fastkernel_inline", False))
 
 
 def _open_figures() -> list[Any]:

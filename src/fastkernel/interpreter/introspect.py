@@ -17,7 +17,7 @@ import tokenize
 from collections.abc import Mapping
 from typing import Any
 
-from fastkernel.interpreter.completion import resolve_dotted
+from fastkernel.interpreter.livenames import resolve_dotted
 
 Content = dict[str, Any]
 MAX_STRING_FORM = 200

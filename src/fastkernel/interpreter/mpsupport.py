@@ -22,8 +22,8 @@ rebuild (a base class whose ``__init_subclass__`` refuses, say) becomes a stand-
 raises when the task uses it, so the error comes back as the task's result instead of a dead
 worker.
 
-The rebuild functions at the top of this module run in the children: they import nothing
-of the kernel.
+This module is the kernel (parent) side: it decides what goes by value and how. The
+functions that rebuild it in the child are in :mod:`fastkernel.interpreter.mpchild`.
 """
 
 from __future__ import annotations
@@ -33,142 +33,7 @@ import sys
 import types
 from typing import Any
 
-# -- rebuilt in the child --------------------------------------------------------------------
-#
-# An exception while unpickling kills a Pool worker and loses its task: the parent would wait
-# forever. So nothing here raises. What cannot be rebuilt becomes a stand-in that raises a
-# clear error when the task uses it; that error travels back to the parent like any other.
-
-_BROKEN = "__fastkernel_rebuild_error__"
-
-
-def _main_dict() -> dict[str, Any]:
-    return sys.modules["__main__"].__dict__
-
-
-def _rebuild_message(
-    kind: str, name: str, err: BaseException, origin: str = "defined in a notebook cell"
-) -> str:
-    problem = f"{type(err).__name__}: {err}"
-    return f"{kind} {name!r}, {origin}, could not be rebuilt in this spawned process: {problem}"
-
-
-def _broken_function(name: str, message: str) -> types.FunctionType:
-    def broken(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError(message)
-
-    broken.__name__ = broken.__qualname__ = name
-    setattr(broken, _BROKEN, message)
-    return broken  # type: ignore[return-value]
-
-
-class _BrokenClass:
-    """Stand-in for a class that could not be rebuilt: unpickles, then fails when used."""
-
-    def __getattribute__(self, name: str) -> Any:
-        if name.startswith("__") and name.endswith("__"):
-            return object.__getattribute__(self, name)  # what pickle needs to restore the object
-        raise RuntimeError(getattr(type(self), _BROKEN))
-
-
-def _make_function(code_bytes: bytes, name: str, n_free: int, home: str | None) -> types.FunctionType:
-    """A function without its state; its globals are ``__main__``'s or those of module ``home``."""
-    try:
-        code = marshal.loads(code_bytes)
-        closure = tuple(types.CellType() for _ in range(n_free)) or None
-        if home is None:
-            namespace = _main_dict()
-        else:
-            import importlib
-
-            namespace = importlib.import_module(home).__dict__
-        return types.FunctionType(code, namespace, name, None, closure)
-    except Exception as err:
-        return _broken_function(name, _rebuild_message("function", name, err))
-
-
-def _set_function_state(func: types.FunctionType, state: dict[str, Any]) -> None:
-    if hasattr(func, _BROKEN):
-        return
-    try:
-        func.__globals__.update(state["globals"])
-        func.__defaults__ = state["defaults"]
-        func.__kwdefaults__ = state["kwdefaults"]
-        for cell, (filled, value) in zip(func.__closure__ or (), state["closure"], strict=False):
-            if filled:
-                cell.cell_contents = value
-        func.__qualname__ = state["qualname"]
-        func.__module__ = state["module"]
-        func.__doc__ = state["doc"]
-        func.__annotations__ = state["annotations"]
-        func.__dict__.update(state["dict"])
-    except Exception as err:  # see above: never raise while unpickling
-        print(_rebuild_message("function", func.__name__, err), file=sys.stderr)
-    _bind(func)
-
-
-def _make_class(metaclass: type, name: str, bases: tuple[Any, ...], namespace: dict[str, Any]) -> type:
-    """The class statement again: ``bases`` as written (``Generic[T]``), an empty body."""
-    try:
-        return types.new_class(name, bases, {"metaclass": metaclass}, lambda ns: ns.update(namespace))
-    except Exception as err:
-        message = _rebuild_message("class", name, err)
-        return type(name, (_BrokenClass,), {**namespace, _BROKEN: message})
-
-
-def _set_class_state(cls: type, attrs: dict[str, Any]) -> None:
-    if _BROKEN in cls.__dict__:
-        return
-    for name, value in attrs.items():
-        try:
-            setattr(cls, name, value)
-            set_name = getattr(type(value), "__set_name__", None)
-            if set_name is not None:  # what the class statement would have done
-                set_name(value, cls, name)
-        except Exception as err:  # a missing attribute fails when used, not here
-            print(_rebuild_message("class attribute", f"{cls.__qualname__}.{name}", err), file=sys.stderr)
-    _bind(cls)
-
-
-def _make_typevar(name: str, constraints: tuple[Any, ...], options: dict[str, Any]) -> Any:
-    import typing
-
-    typevar = typing.TypeVar(name, *constraints, **options)  # type: ignore[misc]
-    typevar.__module__ = "__main__"
-    _main_dict().setdefault(name, typevar)
-    return typevar
-
-
-def _make_mappingproxy(mapping: dict[str, Any]) -> types.MappingProxyType[str, Any]:
-    return types.MappingProxyType(mapping)
-
-
-class _BrokenModule(types.ModuleType):
-    def __getattr__(self, name: str) -> Any:
-        raise RuntimeError(self.__dict__[_BROKEN])
-
-
-def _import_module(name: str) -> types.ModuleType:
-    """A module a cell function uses, imported by name; a stand-in if it cannot be."""
-    import importlib
-
-    try:
-        return importlib.import_module(name)
-    except Exception as err:
-        module = _BrokenModule(name)
-        message = _rebuild_message("module", name, err, "used by a function from a notebook cell")
-        setattr(module, _BROKEN, message)
-        return module
-
-
-def _bind(obj: Any) -> None:
-    """Make ``__main__.<name>`` the rebuilt object, so the child can pickle it back by name."""
-    qualname = getattr(obj, "__qualname__", "")
-    if qualname and "." not in qualname and "<" not in qualname:
-        _main_dict()[qualname] = obj
-
-
-# -- the parent side: everything below runs only in the kernel -------------------------------
+from fastkernel.interpreter import mpchild
 
 _MODULE_DUNDERS = frozenset(
     {"__name__", "__builtins__", "__doc__", "__file__", "__spec__", "__loader__", "__package__"}
@@ -284,7 +149,7 @@ def _reduce_function(func: types.FunctionType, main: types.ModuleType) -> tuple[
         "dict": func.__dict__,
     }
     args = (marshal.dumps(code), func.__name__, len(code.co_freevars), home)
-    return (_make_function, args, state, None, None, _set_function_state)
+    return (mpchild.make_function, args, state, None, None, mpchild.set_function_state)
 
 
 def _slot_names(cls: type) -> set[str]:
@@ -307,7 +172,7 @@ def _reduce_class(cls: type) -> tuple[Any, ...]:
         namespace["__slots__"] = cls.__dict__["__slots__"]
     bases = cls.__dict__.get("__orig_bases__", cls.__bases__)  # Generic[T], as written
     args = (metaclass, cls.__name__, bases, namespace)
-    return (_make_class, args, attrs, None, None, _set_class_state)
+    return (mpchild.make_class, args, attrs, None, None, mpchild.set_class_state)
 
 
 def _reduce_typevar(typevar: Any) -> tuple[Any, ...]:
@@ -316,7 +181,7 @@ def _reduce_typevar(typevar: Any) -> tuple[Any, ...]:
         "covariant": typevar.__covariant__,
         "contravariant": typevar.__contravariant__,
     }
-    return (_make_typevar, (typevar.__name__, typevar.__constraints__, options))
+    return (mpchild.make_typevar, (typevar.__name__, typevar.__constraints__, options))
 
 
 def _reduce_by_name_in_main(obj: Any) -> tuple[Any, ...] | None:
@@ -357,7 +222,7 @@ def _reduce_module(module: types.ModuleType) -> tuple[Any, ...]:
             f"cannot send module {module.__name__!r} to a spawned process: it cannot be imported "
             "there by name. " + FIX_HINT
         )
-    return (_import_module, (module.__name__,))
+    return (mpchild.import_module, (module.__name__,))
 
 
 def _reduce_descriptor(obj: Any) -> tuple[Any, ...] | None:
@@ -372,7 +237,7 @@ def _reduce_descriptor(obj: Any) -> tuple[Any, ...] | None:
     if kind is functools.cached_property:  # its lock (3.11) cannot be pickled
         return (functools.cached_property, (obj.func,))
     if kind is types.MappingProxyType:
-        return (_make_mappingproxy, (dict(obj),))
+        return (mpchild.make_mappingproxy, (dict(obj),))
     return None
 
 

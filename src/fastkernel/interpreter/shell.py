@@ -27,7 +27,13 @@ ExcInfo = tuple[Any, Any, Any]
 
 
 class DisplayPublisher:
-    """``get_ipython().display_pub``: publish a ready MIME bundle, or clear the output."""
+    """``get_ipython().display_pub``: publish a ready MIME bundle, or clear the output.
+
+    Sends through its own interpreter's display publisher (nothing without a kernel).
+    """
+
+    def __init__(self, interpreter: Interpreter) -> None:
+        self.interpreter = interpreter
 
     def publish(
         self,
@@ -38,10 +44,10 @@ class DisplayPublisher:
         transient: dict[str, Any] | None = None,
         update: bool = False,
     ) -> None:
-        display_api.display(data, raw=True, metadata=metadata, transient=transient, update=update)
+        display_api.publish_bundle(self.interpreter, dict(data), metadata, transient, update)
 
     def clear_output(self, wait: bool = False) -> None:
-        display_api.clear_output(wait)
+        display_api.publish(self.interpreter, "clear_output", {"wait": bool(wait)})
 
 
 class DisplayFormatter:
@@ -63,7 +69,7 @@ class FastKernelShell:
     def __init__(self, interpreter: Interpreter) -> None:
         self.interpreter = interpreter
         self.kernel: Any = None  # set by the kernel core: comm_manager, get_parent()
-        self.display_pub = DisplayPublisher()
+        self.display_pub = DisplayPublisher(interpreter)
         self.display_formatter = DisplayFormatter()
         self._config: Any = None
 
@@ -169,10 +175,8 @@ class FastKernelShell:
             value = value.with_traceback(tb)
         error = self.interpreter.format_exception(value)
         content = {"ename": error.ename, "evalue": error.evalue, "traceback": error.traceback}
-        if display_api._publisher is None:  # no kernel: show it where a script would
-            print("\n".join(error.traceback), file=sys.stderr)
-            return
-        display_api._publish("error", content)
+        if not display_api.publish(self.interpreter, "error", content):
+            print("\n".join(error.traceback), file=sys.stderr)  # no kernel: where a script shows it
 
     def showsyntaxerror(self, filename: str | None = None, running_compiled_code: bool = False) -> None:
         self.showtraceback()

@@ -183,16 +183,10 @@ class Magics:
         Returns the value of a last expression. Tracebacks show the calling cell's lines; called
         from outside a cell, ``code`` gets a file name of its own.
         """
-        interpreter = self.interpreter
         filename = self.place.filename
         if filename is None:
-            filename, offset = interpreter.sources.register(code, "Magic code"), 0
-        body, last = interpreter.compile_cell("\n" * offset + code, filename)
-        namespace, local = self.user_namespaces()
-        if (body.co_flags | (last.co_flags if last else 0)) & 0x80:  # top-level await
-            return interpreter.loop_host.run(interpreter._run_async(body, last))
-        eval(body, namespace, local)
-        return eval(last, namespace, local) if last is not None else None
+            filename, offset = self.interpreter.sources.register(code, "Magic code"), 0
+        return self.interpreter.run_code("\n" * offset + code, filename, self.place.locals)
 
     def user_variables(self) -> list[str]:
         """Names the user defined, sorted: what %who lists."""
