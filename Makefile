@@ -28,6 +28,7 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/ruff format --check src tests benchmarks tools
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: $(TEST_STAMP) lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not stress" tests

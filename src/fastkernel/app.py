@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fastkernel import starttrace
 from fastkernel.logs import log
@@ -20,9 +20,11 @@ from fastkernel.settings import KernelSettings, quick_settings
 
 if TYPE_CHECKING:
     from fastkernel.history import HistoryStore
-    from fastkernel.kernel import RuntimeOptions
+    from fastkernel.kernel import Kernel, RuntimeOptions
     from fastkernel.runtime import Runtime
     from fastkernel.transport.connection import ConnectionInfo
+    from fastkernel.transport.server import KernelServer
+    from fastkernel.wire import Signer
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -45,11 +47,11 @@ def main(argv: list[str] | None = None) -> None:
 
 def run_kernel(settings: KernelSettings) -> int:
     """Bind, serve until shutdown, clean up. Return the process exit code."""
-    from fastkernel.kernel import Kernel
+    from fastkernel.kernel import Kernel  # noqa: F811  # the import itself, beside the type
     from fastkernel.lifecycle import ParentWatch
     from fastkernel.messages import MessageFactory
     from fastkernel.transport.heartbeat import Heartbeat
-    from fastkernel.transport.server import KernelServer
+    from fastkernel.transport.server import KernelServer  # noqa: F811
     from fastkernel.transport.sockets import KernelSockets
     from fastkernel.wire import WireCodec
 
@@ -86,7 +88,7 @@ def run_kernel(settings: KernelSettings) -> int:
     return _serve(server, kernel, path if created else None, grace)
 
 
-def _open_connection(settings: KernelSettings) -> tuple[ConnectionInfo, str, bool, Any] | int:
+def _open_connection(settings: KernelSettings) -> tuple[ConnectionInfo, str, bool, Signer] | int:
     """(info, path, created by us, signer) from the connection file, or an exit code after an error."""
     from fastkernel.transport.connection import (
         ConnectionError_,
@@ -95,7 +97,7 @@ def _open_connection(settings: KernelSettings) -> tuple[ConnectionInfo, str, boo
         read_connection_file,
         runtime_path,
     )
-    from fastkernel.wire import Signer
+    from fastkernel.wire import Signer  # noqa: F811
 
     try:
         if settings.connection_file:
@@ -188,7 +190,7 @@ def _abandon(grace: float | None) -> None:
         os._exit(1)
 
 
-def _serve(server: Any, kernel: Any, created_path: str | None, grace: float | None) -> int:
+def _serve(server: KernelServer, kernel: Kernel, created_path: str | None, grace: float | None) -> int:
     """Serve until stopped; then end the cells' child processes (``grace``: seconds they get
     between SIGTERM and SIGKILL; None leaves them running) and close everything."""
     from fastkernel.lifecycle import enable_crash_dumps, terminate_children
@@ -213,6 +215,6 @@ def _serve(server: Any, kernel: Any, created_path: str | None, grace: float | No
     return 0
 
 
-def _on_sigterm(server: Any) -> None:
+def _on_sigterm(server: KernelServer) -> None:
     log.info("SIGTERM received: shutting down")
     server.stop_soon()  # the serve loop returns and _serve's cleanup runs

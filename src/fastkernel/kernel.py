@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from fastkernel import starttrace
 from fastkernel.interfaces import Outlet
+from fastkernel.lifecycle import labelled_call
 from fastkernel.logs import log
-from fastkernel.messages import Message, MessageFactory, error_content, kernel_info_content, utcnow_iso
+from fastkernel.messages import Message, MessageFactory, error_content, kernel_info_content
 from fastkernel.ratelog import RateLimitedLog
 from fastkernel.requests import BadRequest, Reply, count_field, field
 from fastkernel.settings import DEFAULTS
@@ -234,8 +235,6 @@ class Kernel:
             if msg.get("problems"):
                 raise BadRequest(f"{msg['msg_type']}: " + "; ".join(msg["problems"]))
             if msg["msg_type"] == "execute_request":  # a crash dump names the request (lifecycle.py)
-                from fastkernel.lifecycle import labelled_call
-
                 return labelled_call(f"execute_request[msg_id={msg['header'].get('msg_id')}]", handler, msg)
             return handler(msg)
         except BadRequest as err:
@@ -357,62 +356,10 @@ class Kernel:
             raise BadRequest(f"hist_access_type must be 'tail', 'range' or 'search', got {kind!r}")
         return Reply({"status": "ok", "history": history})
 
-    def _record_history(self, count: int, code: str) -> None:
-        """Cell ``count`` into the history store; written to disk later, when the kernel is idle."""
-        inputs = self.interpreter.history.inputs
-        source = inputs[count] if count < len(inputs) and isinstance(inputs[count], str) else code
-        self.history_store.record(count, code, source)
-
     def execute_request(self, msg: Message) -> Reply:
-        code = field(msg, "code", str)
-        silent = field(msg, "silent", bool, False)
-        store_history = field(msg, "store_history", bool, not silent) and not silent
-        expressions = field(msg, "user_expressions", dict, {})
-        stop_on_error = field(msg, "stop_on_error", bool, True)
-        allow_stdin = field(msg, "allow_stdin", bool, True)
-        if store_history:
-            self.execution_count += 1
-        count = self.execution_count
-        if not silent:
-            self.publish("execute_input", {"code": code, "execution_count": count}, msg)
-        self.history_store.flush_if_due()  # cells queued before this one (see HistoryStore)
-        started = utcnow_iso()
-        published_before = self.published
-        self.parent = msg
-        self.allow_stdin = allow_stdin
-        with self.streams.cell(msg):  # output goes to msg, also from threads and tasks the cell starts
-            outcome = self.interpreter.run_cell(
-                code, f"Cell In[{count}]", display=not silent, count=count, store_history=store_history
-            )
-        if outcome.error is not None:
-            self.streams.flush()
-            error = outcome.error
-            self.publish(
-                "error", {"ename": error.ename, "evalue": error.evalue, "traceback": error.traceback}, msg
-            )
-            content = {**error_content(error.ename, error.evalue, error.traceback), "execution_count": count}
-        else:
-            content = {
-                "status": "ok",
-                "execution_count": count,
-                "payload": outcome.payload,
-                "user_expressions": self.interpreter.evaluate_all(expressions),
-            }
-        self.streams.flush()
-        if self.published != published_before:
-            self.outlet.flush_iopub()  # every output of the cell goes out before its reply
-        metadata = {
-            "started": started,
-            "status": content["status"],
-            "dependencies_met": True,
-            "duration_s": outcome.duration_s,
-            "peak_rss_growth_bytes": outcome.peak_rss_growth_bytes,
-        }
-        if store_history:
-            self._record_history(count, code)
-        # Like ipykernel, a silent cell's failure does not abort what the user queued.
-        abort = content["status"] == "error" and stop_on_error and not silent
-        return Reply(content, metadata, then=self.abort_queued if abort else None)
+        reply, abort = self.runtime.execute(msg)
+        # stop_on_error: once the reply is out, answer what was queued behind the failed cell
+        return reply._replace(then=self.abort_queued) if abort else reply
 
     def abort_queued(self) -> None:
         """Answer already-queued execute requests without running them (stop_on_error)."""

@@ -25,7 +25,7 @@ import signal
 import time
 import types
 from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from fastkernel.logs import log
 
@@ -263,6 +263,8 @@ def _alive(stat: ProcStat | None, start: int) -> bool:
 
 # -- crashes ------------------------------------------------------------------------
 
+Arg = TypeVar("Arg")
+Result = TypeVar("Result")
 _UNPRINTABLE = re.compile(r"[^ -~]")  # faulthandler writes printable ASCII as it is
 
 
@@ -270,7 +272,7 @@ def _call(handler: Callable[[Any], Any], arg: Any) -> Any:
     return handler(arg)
 
 
-def labelled_call(label: str, handler: Callable[[Any], Any], arg: Any) -> Any:
+def labelled_call(label: str, handler: Callable[[Arg], Result], arg: Arg) -> Result:
     """``handler(arg)`` under a frame whose function name is ``label`` (made printable, bounded).
 
     faulthandler prints the function name of every frame when the process gets a fatal signal,
@@ -281,7 +283,8 @@ def labelled_call(label: str, handler: Callable[[Any], Any], arg: Any) -> Any:
     if not (name.isascii() and name.isprintable()):
         name = _UNPRINTABLE.sub("?", name)
     func = types.FunctionType(_call.__code__.replace(co_name=name), _call.__globals__)
-    return func(handler, arg)
+    result: Result = func(handler, arg)
+    return result
 
 
 def enable_crash_dumps() -> int | None:

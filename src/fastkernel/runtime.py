@@ -19,8 +19,9 @@ from fastkernel.interpreter.importhooks import after_import
 from fastkernel.interpreter.inputs import StdinNotImplementedError
 from fastkernel.interpreter.streams import CURRENT_CELL, OUTPUT_TARGET, KernelStream
 from fastkernel.logs import log
-from fastkernel.messages import Message
+from fastkernel.messages import Message, error_content, utcnow_iso
 from fastkernel.outputs import StreamCoalescer
+from fastkernel.requests import Reply, field
 
 if TYPE_CHECKING:
     from fastkernel.kernel import Kernel, RuntimeOptions
@@ -169,3 +170,64 @@ class Runtime:
             log.debug("ignoring a stdin message that does not answer the prompt: %s", reply["msg_type"])
         value = reply["content"].get("value", "") if isinstance(reply["content"], dict) else ""
         return str(value)
+
+    # -- cells -----------------------------------------------------------------------
+
+    def record_history(self, count: int, code: str) -> None:
+        """Cell ``count`` into the history store; written to disk later, when the kernel is idle."""
+        inputs = self.interpreter.history.inputs
+        source = inputs[count] if count < len(inputs) and isinstance(inputs[count], str) else code
+        self.history_store.record(count, code, source)
+
+    def execute(self, msg: Message) -> tuple[Reply, bool]:
+        """Run an execute_request's cell: its reply, and whether to abort the queued requests."""
+        kernel = self.kernel
+        code = field(msg, "code", str)
+        silent = field(msg, "silent", bool, False)
+        store_history = field(msg, "store_history", bool, not silent) and not silent
+        expressions = field(msg, "user_expressions", dict, {})
+        stop_on_error = field(msg, "stop_on_error", bool, True)
+        allow_stdin = field(msg, "allow_stdin", bool, True)
+        if store_history:
+            kernel.execution_count += 1
+        count = kernel.execution_count
+        if not silent:
+            kernel.publish("execute_input", {"code": code, "execution_count": count}, msg)
+        self.history_store.flush_if_due()  # cells queued before this one (see HistoryStore)
+        started = utcnow_iso()
+        published_before = kernel.published
+        kernel.parent = msg
+        kernel.allow_stdin = allow_stdin
+        with self.streams.cell(msg):  # output goes to msg, also from threads and tasks the cell starts
+            outcome = self.interpreter.run_cell(
+                code, f"Cell In[{count}]", display=not silent, count=count, store_history=store_history
+            )
+        if outcome.error is not None:
+            self.streams.flush()
+            error = outcome.error
+            kernel.publish(
+                "error", {"ename": error.ename, "evalue": error.evalue, "traceback": error.traceback}, msg
+            )
+            content = {**error_content(error.ename, error.evalue, error.traceback), "execution_count": count}
+        else:
+            content = {
+                "status": "ok",
+                "execution_count": count,
+                "payload": outcome.payload,
+                "user_expressions": self.interpreter.evaluate_all(expressions),
+            }
+        self.streams.flush()
+        if kernel.published != published_before:
+            kernel.outlet.flush_iopub()  # every output of the cell goes out before its reply
+        metadata = {
+            "started": started,
+            "status": content["status"],
+            "dependencies_met": True,
+            "duration_s": outcome.duration_s,
+            "peak_rss_growth_bytes": outcome.peak_rss_growth_bytes,
+        }
+        if store_history:
+            self.record_history(count, code)
+        # Like ipykernel, a silent cell's failure does not abort what the user queued.
+        abort = content["status"] == "error" and stop_on_error and not silent
+        return Reply(content, metadata), abort

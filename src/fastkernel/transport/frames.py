@@ -19,7 +19,7 @@ except ImportError:  # pragma: no cover - every pyzmq has it; keep working if th
     raw_send = zmq.Socket.send
 
 
-def send_frames(sock: zmq.Socket, frames: list[Any]) -> None:
+def send_frames(sock: zmq.Socket[Any], frames: list[Any]) -> None:
     """``sock.send_multipart(frames)`` at a quarter of its cost (3 us instead of 13 for 7 frames)."""
     last = len(frames) - 1
     for index, frame in enumerate(frames):

@@ -49,7 +49,7 @@ def _nothing() -> None:
 class IOPubThread(threading.Thread):
     """Owns the iopub XPUB socket; everything else queues frames for it."""
 
-    def __init__(self, sock: zmq.Socket, welcome: Callable[[bytes], list[bytes]]) -> None:
+    def __init__(self, sock: zmq.Socket[Any], welcome: Callable[[bytes], list[bytes]]) -> None:
         super().__init__(name="fastkernel-iopub", daemon=True)
         self.sock = sock
         self.welcome = welcome  # the frames of iopub_welcome for a subscription's topic

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import zmq
 
 from fastkernel.transport.connection import ConnectionInfo
 
 
-def bind(sock: zmq.Socket, info: ConnectionInfo, channel: str) -> int:
+def bind(sock: zmq.Socket[Any], info: ConnectionInfo, channel: str) -> int:
     """Bind ``sock`` for ``channel``; port 0 picks a free port. Return the real port."""
     port = info.ports[channel]
     if info.transport == "tcp":
@@ -26,8 +27,8 @@ def bind(sock: zmq.Socket, info: ConnectionInfo, channel: str) -> int:
     return port
 
 
-def _router(ctx: zmq.Context, max_bytes: int) -> zmq.Socket:
-    sock = ctx.socket(zmq.ROUTER)
+def _router(ctx: zmq.Context[Any], max_bytes: int) -> zmq.Socket[Any]:
+    sock: zmq.Socket[Any] = ctx.socket(zmq.ROUTER)
     sock.linger = 1000
     sock.setsockopt(zmq.MAXMSGSIZE, max_bytes)  # libzmq drops a peer that sends more
     sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting client takes its identity back
@@ -51,7 +52,7 @@ class KernelSockets:
                 sock.ipv6 = True
             info.ports[name] = bind(sock, info, name)
 
-    def by_channel(self) -> dict[str, zmq.Socket]:
+    def by_channel(self) -> dict[str, zmq.Socket[Any]]:
         return {"shell": self.shell, "control": self.control, "stdin": self.stdin, "iopub": self.iopub}
 
     def close(self) -> None:

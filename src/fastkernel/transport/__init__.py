@@ -1,0 +1,1 @@
+"""The transport: the only code that imports zmq or starts threads (see server.py)."""
