@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -48,7 +47,6 @@ LIGHT_REQUESTS = frozenset(
         "shutdown_request",
     }
 )
-RUNTIME_AFTER_S = 0.25  # with no request yet, the runtime is built this long after serving began
 
 
 class RuntimeOptions(NamedTuple):
@@ -89,7 +87,6 @@ class Kernel:
         self._runtime: Runtime | None = None
         self._runtime_lock = threading.Lock()
         self._answered = 0
-        self._created = time.monotonic()
         self._unknown_logged: set[str] = set()
         self._bad_requests = RateLimitedLog(log)
         self.shell_handlers: dict[str, Handler] = {
@@ -156,11 +153,10 @@ class Kernel:
     def on_idle(self) -> float | None:
         """Main thread, nothing waiting: build the runtime after the first reply, else write history."""
         if self._runtime is None:
-            waited = time.monotonic() - self._created
-            if self._answered or waited >= RUNTIME_AFTER_S:
-                self.runtime  # noqa: B018  # built here, between requests, not in the first one
-                return 0.0
-            return RUNTIME_AFTER_S - waited
+            if not self._answered:
+                return None  # nothing asked yet: the first reply comes before the runtime
+            self.runtime  # noqa: B018  # built here, between requests, not in the first one
+            return 0.0
         return self._runtime.history_store.on_idle()
 
     def executing(self) -> bool:
