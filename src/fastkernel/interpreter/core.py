@@ -11,6 +11,7 @@ import ast
 import builtins
 import io
 import sys
+import threading
 import time
 import tokenize
 import types
@@ -114,13 +115,37 @@ class Interpreter:
         self.labels = self.sources.labels  # cell filename -> "Cell In[n]"
         self._loop_host: EventLoopHost | None = None  # made by the first await cell
         self.patches = Patches()
-        self.executing = False  # True while user code is on the stack
-        self._payload: list[dict[str, Any]] | None = None  # the running cell's payload
+        # Per thread (subshells run cells concurrently): whether user code is on this thread's
+        # stack (what SIGINT may interrupt on the main thread), and its running cell's payload.
+        self._cell = threading.local()
+        self.executing_threads: set[int] = set()  # idents of the threads where user code runs
         self._previous_main: types.ModuleType | None = None
         self._cancel_hooks: list[Callable[[], None]] = []
         self.events = EventManager()  # pre/post_execute, pre/post_run_cell (IPython's names)
         self.shell = FastKernelShell(self)  # get_ipython(), in the namespace like exit and quit
         self.namespace["get_ipython"] = self.shell.get_ipython
+
+    @property
+    def executing(self) -> bool:
+        """True while user code is on the calling thread's stack."""
+        return bool(getattr(self._cell, "executing", False))
+
+    @executing.setter
+    def executing(self, value: bool) -> None:
+        self._cell.executing = value
+        if value:
+            self.executing_threads.add(threading.get_ident())
+        else:
+            self.executing_threads.discard(threading.get_ident())
+
+    @property
+    def _payload(self) -> list[dict[str, Any]] | None:
+        payload: list[dict[str, Any]] | None = getattr(self._cell, "payload", None)
+        return payload
+
+    @_payload.setter
+    def _payload(self, payload: list[dict[str, Any]] | None) -> None:
+        self._cell.payload = payload
 
     # -- process-wide set-up ------------------------------------------------
 
@@ -170,9 +195,16 @@ class Interpreter:
 
     @property
     def loop_host(self) -> EventLoopHost:
-        if self._loop_host is None:
-            from fastkernel.interpreter.asyncsupport import EventLoopHost
+        """The main thread's loop host; a thread of its own for each other thread (a subshell):
+        one asyncio loop cannot run on two threads at once."""
+        from fastkernel.interpreter.asyncsupport import EventLoopHost
 
+        if threading.current_thread() is not threading.main_thread():
+            host: EventLoopHost | None = getattr(self._cell, "loop_host", None)
+            if host is None:
+                host = self._cell.loop_host = EventLoopHost()
+            return host
+        if self._loop_host is None:
             self._loop_host = EventLoopHost()
         return self._loop_host
 
