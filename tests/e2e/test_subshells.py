@@ -167,9 +167,8 @@ def test_deleting_a_busy_subshell_answers_its_queue_and_ends_its_thread(shells: 
     ran = shells.finish(running)
     assert ran.stream_text() == "finished\n"
     shells.finish(release)
-    shells.h.execute(
-        "import time\nfor _ in range(500):\n    if threading.active_count() == before: break\n    time.sleep(0.01)"
-    )
+    ending = "[t.join(5) for t in threading.enumerate() if t.name.startswith(('fastkernel-sub', 'fastkernel-shell'))]"
+    shells.h.execute(ending)  # the subshell's thread, then the router, end once it has answered
     assert shells.h.execute("print(threading.active_count() - before)").stream_text() == "0\n"
 
 
@@ -197,6 +196,6 @@ def test_usage_request(kernel: KernelHarness) -> None:
     content = reply["content"]
     assert content["pid"] > 0 and content["cpu_count"] >= 1 and content["hostname"]
     assert content["kernel_memory"] > 10 * 2**20  # bytes: a Python process is at least this big
-    assert 0 <= content["kernel_cpu"]
+    assert content["kernel_cpu"] >= 0
     memory = content["host_virtual_memory"]
     assert memory["total"] >= memory["available"] > 0 and 0 <= memory["percent"] <= 100
