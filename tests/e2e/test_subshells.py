@@ -167,7 +167,9 @@ def test_deleting_a_busy_subshell_answers_its_queue_and_ends_its_thread(shells: 
     ran = shells.finish(running)
     assert ran.stream_text() == "finished\n"
     shells.finish(release)
-    ending = "[t.join(5) for t in threading.enumerate() if t.name.startswith(('fastkernel-sub', 'fastkernel-shell'))]"
+    ending = (
+        "[t.join(5) for t in threading.enumerate() if t.name.startswith(('fastkernel-su', 'fastkernel-sh'))]"
+    )
     shells.h.execute(ending)  # the subshell's thread, then the router, end once it has answered
     assert shells.h.execute("print(threading.active_count() - before)").stream_text() == "0\n"
 
