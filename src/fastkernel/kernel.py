@@ -377,7 +377,7 @@ class Kernel:
 
     def shutdown_request(self, msg: Message) -> Reply:
         restart = field(msg, "restart", bool, False)
-        if self.executing():  # a shutdown while a cell runs interrupts it first
+        if self.executing(threading.main_thread().ident):  # a shutdown while a cell runs interrupts it
             self.outlet.interrupt_main()
         return Reply({"status": "ok", "restart": restart}, then=self.outlet.stop)
 
