@@ -201,3 +201,40 @@ def test_usage_request(kernel: KernelHarness) -> None:
     assert content["kernel_cpu"] >= 0
     memory = content["host_virtual_memory"]
     assert memory["total"] >= memory["available"] > 0 and 0 <= memory["percent"] <= 100
+
+
+def test_subshell_magic_names_the_subshell(shells: Shells) -> None:
+    sub = shells.create()
+    main = shells.h.execute("%subshell").stream_text()
+    assert "subshell id: None\n" in main and f"subshell list: ['{sub}']\n" in main
+    msg_id = shells.send("%subshell", sub)
+    assert shells.collect_replies(1) == [msg_id]
+    text = shells.finish(msg_id).stream_text()
+    assert f"subshell id: {sub}\n" in text and "thread id: " in text
+
+
+def test_a_widget_answers_on_a_subshell_while_the_main_shell_is_busy(shells: Shells) -> None:
+    pytest.importorskip("ipywidgets")
+    setup = (
+        "import threading, ipywidgets as w\ngate = threading.Event()\ns = w.IntSlider(value=1)\n"
+        "s.observe(lambda change: print('changed to', change['new']), 'value')\ns"
+    )
+    view = shells.h.execute(setup).of_type("execute_result")[0]["content"]["data"]
+    comm_id = view["application/vnd.jupyter.widget-view+json"]["model_id"]
+    sub = shells.create()  # JupyterLab's comms over subshells: one per comm target
+    busy = shells.send("print('busy', gate.wait(15))")
+    started(shells, busy)
+    update = shells.h.kc.session.msg(
+        "comm_msg",
+        {"comm_id": comm_id, "data": {"method": "update", "state": {"value": 7}, "buffer_paths": []}},
+    )
+    update["header"]["subshell_id"] = sub
+    shells.h.kc.shell_channel.send(update)
+    printed = shells.h.wait_for_iopub(
+        lambda m: m["msg_type"] == "stream" and m["parent_header"].get("msg_id") == update["header"]["msg_id"]
+    )
+    assert printed["content"]["text"] == "changed to 7\n"  # while the main shell's cell still runs
+    release = shells.send("gate.set()", sub)
+    assert set(shells.collect_replies(2)) == {busy, release}
+    assert shells.finish(busy).stream_text() == "busy True\n"
+    assert shells.h.execute("print(s.value)").stream_text() == "7\n"

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from fastkernel.interpreter.core import Interpreter
     from fastkernel.interpreter.magics.system import SList
 
-MODULES = ("system", "timing", "builtin", "capture", "runscript")
+MODULES = ("system", "timing", "builtin", "capture", "runscript", "subshell")
 LINE: dict[str, Callable[..., Any]] = {}
 CELL: dict[str, Callable[..., Any]] = {}
 F = TypeVar("F", bound=Callable[..., Any])
