@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Execution, KernelHarness
+from tests.harness import Execution, KernelHarness
 
 
 def ok(kernel: KernelHarness, code: str) -> Execution:
@@ -56,7 +56,7 @@ def test_interrupting_a_shell_command_kills_it(fresh_kernel: KernelHarness) -> N
         lambda m: m["parent_header"].get("msg_id") == msg_id and m["msg_type"] == "stream", timeout=10
     )
     since = time.monotonic()
-    kernel.km.interrupt_kernel()
+    kernel.process.interrupt()
     reply = kernel.get_reply(msg_id, timeout=5)
     assert time.monotonic() - since < 5
     assert reply["content"]["status"] == "error"

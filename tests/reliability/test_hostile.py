@@ -16,7 +16,6 @@ import os
 import random
 import secrets
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -30,6 +29,7 @@ from jupyter_client.connect import write_connection_file
 from jupyter_kernel_test.msgspec_v5 import get_error_reply_validator, msg_structure_validator
 
 from fastkernel.transport.connection import ConnectionInfo, reachable_from_network
+from tests.kernels import KernelProcess, Kernels, NewConnectionFile, read_ports
 from tests.spec import validate
 
 DELIM = b"<IDS|MSG>"
@@ -128,35 +128,25 @@ class Peer:
 
 
 class Kernel:
-    """A fastkernel process on a connection file written by jupyter_client (mode 0600)."""
+    """A kernel process (tests.kernels, its stderr in a log file) and raw zmq peers of it."""
 
-    def __init__(self, tmp_path: Path, *args: str, ip: str = "127.0.0.1", mode: int | None = None) -> None:
-        self.dir = tmp_path
-        self.path = tmp_path / "kernel.json"
-        self.key = secrets.token_hex(32).encode()
-        _, info = write_connection_file(str(self.path), ip=ip, key=self.key)
-        self.info = dict(info)
-        if mode is not None:
-            self.path.chmod(mode)
-        self.stderr_path = tmp_path / "kernel-stderr.log"
+    def __init__(self, process: KernelProcess) -> None:
+        self.process = process
+        self.info = read_ports(process.connection_file) if process.connection_file else None
+        self.key = self.info["key"].encode() if self.info else b""
         self.ctx = zmq.Context()
         self.peers: list[Peer] = []
-        env = {k: v for k, v in os.environ.items() if k != "JPY_PARENT_PID"}
-        with open(self.stderr_path, "wb") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "fastkernel", "-f", str(self.path), "--history-file=:memory:", *args],
-                cwd=tmp_path,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        return self.process.popen
 
     @property
     def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
+        return self.process.stderr
 
     def address(self, channel: str) -> str:
+        assert self.info is not None
         return f"tcp://127.0.0.1:{self.info[f'{channel}_port']}"
 
     def peer(self, channel: str = "shell") -> Peer:
@@ -201,33 +191,31 @@ class Kernel:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+        self.close()
+        return self.stderr
+
+    def close(self) -> None:
+        """Close the peers (and monitors a failed test left open)."""
         for peer in self.peers:
             peer.close()
         self.peers.clear()
         self.ctx.destroy(linger=0)
-        return self.stderr
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
 
 
 @pytest.fixture
-def start(tmp_path: Path) -> Iterator[Callable[..., Kernel]]:
+def start(kernels: Kernels) -> Iterator[Callable[..., Kernel]]:
+    """Start a kernel (``ip``, ``mode``: of its connection file, as jupyter_client writes it)."""
     started: list[Kernel] = []
 
-    def launch(*args: str, **kwargs: Any) -> Kernel:
-        sub = tmp_path / f"kernel-{len(started)}"
-        sub.mkdir()
-        kernel = Kernel(sub, *args, **kwargs)
+    def launch(*args: str, ip: str = "127.0.0.1", mode: int = 0o600) -> Kernel:
+        connection = NewConnectionFile(ip=ip, mode=mode)
+        kernel = Kernel(kernels.start(*args, connection=connection, log=True))
         started.append(kernel)
         return kernel
 
     yield launch
     for kernel in started:
-        kernel.kill()
-        kernel.ctx.destroy(linger=0)  # closes monitors and peers a failed test left open
+        kernel.close()
 
 
 def _flood(peer: Peer, count: int, msg_type: str = "execute_request") -> threading.Thread:

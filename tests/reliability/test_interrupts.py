@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import TIMEOUT, KernelHarness
+from tests.harness import TIMEOUT, KernelHarness
+from tests.kernels import pid_alive
 from tests.spec import validate
 
 MODES = ["signal", "message"]
@@ -38,15 +39,14 @@ WAITS = [
 
 @pytest.fixture(scope="module")
 def kernel() -> Iterator[KernelHarness]:
-    harness = KernelHarness.start()
-    yield harness
-    harness.close()
+    with KernelHarness.start() as harness:
+        yield harness
 
 
 def interrupt(kernel: KernelHarness, mode: str) -> str | None:
     """Interrupt as a frontend does in ``mode``; the interrupt_request's msg_id in message mode."""
     if mode == "signal":
-        kernel.km.interrupt_kernel()  # the test kernelspec declares interrupt_mode: signal
+        kernel.process.interrupt()  # SIGINT to its process group, as jupyter_client sends it
         return None
     return kernel.send("interrupt_request", {}, channel="control")
 
@@ -57,10 +57,6 @@ def check_interrupt_reply(kernel: KernelHarness, msg_id: str | None) -> None:
     reply = kernel.get_reply(msg_id, channel="control", timeout=TIMEOUT)
     validate(reply, "interrupt_reply", msg_id)
     assert reply["content"] == {"status": "ok"}
-
-
-def kernel_pid(kernel: KernelHarness) -> int:
-    return kernel.km.provisioner.process.pid  # type: ignore[union-attr]
 
 
 def _ppids() -> dict[int, int]:
@@ -90,15 +86,7 @@ def live_descendants(pid: int) -> set[int]:
 
 
 def alive(pids: set[int]) -> set[int]:
-    live = set()
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                if stat.read().rsplit(")", 1)[1].split()[0] != "Z":
-                    live.add(pid)
-        except OSError:
-            pass
-    return live
+    return {pid for pid in pids if pid_alive(pid)}
 
 
 def wait_until(predicate: Any, timeout: float, what: str) -> Any:
@@ -135,7 +123,7 @@ def test_interrupt_ends_the_wait_with_keyboard_interrupt(
         request = kernel.kc.get_stdin_msg(timeout=TIMEOUT)
         validate(request, "input_request")
     elif name in ("shell escape", "subprocess"):
-        pid = kernel_pid(kernel)
+        pid = kernel.process.pid
         children = wait_until(lambda: live_descendants(pid), TIMEOUT, "the cell's child process")
     since = time.monotonic()
     interrupt_id = interrupt(kernel, mode)
