@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests.harness import Execution, KernelHarness
@@ -23,9 +21,8 @@ def _start_sleeper(kernel: KernelHarness) -> str:
     return msg_id
 
 
-def _assert_interrupted(kernel: KernelHarness, msg_id: str, since: float) -> None:
-    reply = kernel.get_reply(msg_id, timeout=5)
-    assert time.monotonic() - since < 5, "the interrupted cell took too long to end"
+def _assert_interrupted(kernel: KernelHarness, msg_id: str) -> None:
+    reply = kernel.get_reply(msg_id, timeout=5)  # ended by the interrupt, long before the sleep
     validate(reply, "execute_reply", msg_id)
     assert reply["content"]["status"] == "error"
     assert reply["content"]["ename"] == "KeyboardInterrupt"
@@ -45,15 +42,13 @@ def _assert_kernel_works(kernel: KernelHarness) -> None:
 def test_sigint_interrupts_a_running_cell(fresh_kernel: KernelHarness) -> None:
     kernel = fresh_kernel
     msg_id = _start_sleeper(kernel)
-    since = time.monotonic()
     kernel.process.interrupt()
-    _assert_interrupted(kernel, msg_id, since)
+    _assert_interrupted(kernel, msg_id)
     _assert_kernel_works(kernel)
     # and a second interrupt works as well as the first
     msg_id = _start_sleeper(kernel)
-    since = time.monotonic()
     kernel.process.interrupt()
-    _assert_interrupted(kernel, msg_id, since)
+    _assert_interrupted(kernel, msg_id)
     _assert_kernel_works(kernel)
 
 
@@ -72,12 +67,11 @@ def test_sigint_while_idle_is_a_no_op(fresh_kernel: KernelHarness) -> None:
 def test_interrupt_request_on_control_interrupts_a_running_cell(fresh_kernel: KernelHarness) -> None:
     kernel = fresh_kernel
     msg_id = _start_sleeper(kernel)
-    since = time.monotonic()
     interrupt_id = kernel.send("interrupt_request", {}, channel="control")
     interrupt_reply = kernel.get_reply(interrupt_id, channel="control", timeout=5)
     validate(interrupt_reply, "interrupt_reply", interrupt_id)
     assert interrupt_reply["content"]["status"] == "ok"
-    _assert_interrupted(kernel, msg_id, since)
+    _assert_interrupted(kernel, msg_id)
     interrupt_iopub = kernel.collect_iopub(interrupt_id, timeout=5)
     assert [m["content"]["execution_state"] for m in interrupt_iopub] == ["busy", "idle"]
     _assert_kernel_works(kernel)
@@ -98,7 +92,7 @@ def test_control_is_served_while_a_cell_runs(fresh_kernel: KernelHarness) -> Non
     info = kernel.request("kernel_info_request", {}, channel="control")
     assert info.content["status"] == "ok"
     kernel.process.interrupt()
-    _assert_interrupted(kernel, msg_id, time.monotonic())
+    _assert_interrupted(kernel, msg_id)
 
 
 @pytest.mark.parametrize("restart", [True, False])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,13 +32,12 @@ def logged_kernel() -> Iterator[KernelHarness]:
 
 
 def test_flood_flushed_after_every_write_arrives_whole_in_few_messages(kernel: KernelHarness) -> None:
-    started = time.monotonic()
     ex = kernel.execute("for i in range(50000):\n    print(i, flush=True)")
-    seconds = time.monotonic() - started
     assert ex.content["status"] == "ok"
     assert ex.stream_text() == "".join(f"{i}\n" for i in range(50000))
-    # stream_flush_interval is 0.05 s: at most ~20 messages a second, plus the final flush.
-    assert len(ex.of_type("stream")) <= 20 * seconds + 3, (len(ex.of_type("stream")), seconds)
+    # Flushes are coalesced (stream_flush_interval, 0.05 s: ~20 messages a second), not one
+    # message per flush: far fewer messages than flushes.
+    assert len(ex.of_type("stream")) * 100 <= 50000, len(ex.of_type("stream"))
 
 
 def test_interleaved_stdout_and_stderr_keep_the_order_of_writes(kernel: KernelHarness) -> None:

@@ -1,9 +1,11 @@
 """Hostile input: forged, replayed, oversized and malformed traffic, client churn, unsafe set-ups.
 
-Every test starts its own kernel process (``python -m fastkernel -f FILE``) with its stderr in a
-file, so that log volume can be counted, and talks to it over raw zmq sockets, so that it can
-send what no well-behaved client would. Figures that the issue names (latency, CPU per forged
-message, RSS, file descriptors) are printed; run with ``-s`` to see them.
+Every test starts its own kernel process (tests.kernels, ``python -m fastkernel -f FILE``) with
+its stderr in a file, so that log lines can be counted, and talks to it over raw zmq sockets,
+so that it can send what no well-behaved client would. The tests assert behaviour (every forged
+message rejected and counted, other clients answered, memory and file descriptors bounded);
+RSS and file descriptor figures are printed (``-s``). Timings (rejection rate, latencies, CPU
+per forged message) are measured by benchmarks/hostile.py (``python benchmarks/run.py --hostile``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import hmac
 import json
 import os
 import random
+import re
 import secrets
 import subprocess
 import threading
@@ -170,10 +173,6 @@ class Kernel:
     def _stat(self) -> list[str]:
         return Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
 
-    def cpu_seconds(self) -> float:
-        fields = self._stat()  # fields[11], [12]: utime, stime (after the command name)
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
     def rss(self) -> int:
         return int(self._stat()[21]) * PAGE
 
@@ -245,58 +244,46 @@ def _rejected_totals(stderr: str) -> dict[str, int]:
 
 
 FORGED = 10_000
+REJECTED = re.compile(r"rejected (\d+) message\(s\)")  # the kernel's line about rejections
 
 
 def _forged_flood(start: Callable[..., Kernel], count: int) -> None:
     kernel = start()
     kernel.ready()
     shell, control, forger = kernel.peer("shell"), kernel.peer("control"), kernel.peer("shell")
-    shell.request("kernel_info_request")
-    control.request("kernel_info_request")
-    cpu_before = kernel.cpu_seconds()
-    began = time.monotonic()
     flood = _flood(forger, count)
-    latencies: dict[str, list[float]] = {"shell": [], "control": []}
-    while flood.is_alive() or min(len(v) for v in latencies.values()) < 20:
+    answered = {"shell": 0, "control": 0}
+    while flood.is_alive() or min(answered.values()) < 20:  # other clients go on being answered
         for name, peer in (("shell", shell), ("control", control)):
-            t0 = time.perf_counter()
             reply = peer.request("kernel_info_request", timeout=10)
-            latencies[name].append(time.perf_counter() - t0)
             assert reply["content"]["status"] == "ok"
+            answered[name] += 1
     flood.join()
     # The forger's own valid request is answered after all of its forgeries were handled.
     assert forger.request("kernel_info_request", timeout=60)["content"]["status"] == "ok"
-    elapsed = time.monotonic() - began
-    cpu = kernel.cpu_seconds() - cpu_before
     assert kernel.proc.poll() is None, "a forged execute_request ran"
     stderr = kernel.stop()
     assert kernel.proc.returncode == 0, stderr
     totals = _rejected_totals(stderr)
     assert totals == {"shell:bad_signature": count}, totals
     assert len(forger.replies) == 1, "a forged request was answered"
-    reject_lines = [line for line in stderr.splitlines() if "rejected" in line]
-    # One line at the first rejection, at most one per 5 s after, one summary at shutdown.
-    assert len(reject_lines) <= 3 + elapsed / 5, reject_lines
-    assert len(stderr.splitlines()) < 10 + elapsed / 5, stderr
+    _assert_rejections_are_logged_in_summaries(stderr, count)
     assert "Traceback" not in stderr
-    per_msg_us = cpu / count * 1e6
-    for name, values in latencies.items():
-        values.sort()
-        p50, worst = values[len(values) // 2], values[-1]
-        print(
-            f"\n{count} forged: kernel_info on {name} during the flood: median {p50 * 1e3:.2f} ms, "
-            f"max {worst * 1e3:.2f} ms over {len(values)} requests"
-        )
-        assert p50 < 0.5, (name, values)  # the issue's bound is 100 ms; this machine is shared
-        assert worst < 2.0, (name, values)
-    print(
-        f"{count} forged rejected in {elapsed:.2f} s ({count / elapsed:.0f}/s), kernel CPU {cpu:.2f} s "
-        f"({per_msg_us:.0f} us per message), {len(reject_lines)} log lines"
-    )
-    assert per_msg_us < 1000, per_msg_us  # about 30-60 us measured
 
 
-def test_forged_flood_is_rejected_cheaply_while_other_clients_are_answered(
+def _assert_rejections_are_logged_in_summaries(stderr: str, count: int) -> None:
+    """The first rejection is logged at once; later ones in summary lines (at most one per 5 s,
+    and one at shutdown) which, together, count every rejection once: far fewer lines than
+    forged messages, and nothing else logged about them."""
+    lines = stderr.splitlines()
+    reported = [int(found.group(1)) for line in lines if (found := REJECTED.search(line))]
+    assert reported[0] == 1, reported
+    assert sum(reported) == count, reported
+    assert len(reported) * 100 <= count, reported
+    assert len(lines) - len(reported) < 10, stderr
+
+
+def test_forged_flood_is_rejected_while_other_clients_are_answered(
     start: Callable[..., Kernel],
 ) -> None:
     _forged_flood(start, FORGED)
@@ -557,7 +544,6 @@ def _churn(start: Callable[..., Kernel], clients: int, batch: int = 50) -> None:
     fds_before, rss_before = kernel.fds(), kernel.rss()
     ctx = zmq.Context()
     answered = 0
-    began = time.monotonic()
     try:
         for first in range(0, clients, batch):
             waiting: list[tuple[Peer, str]] = []
@@ -578,7 +564,6 @@ def _churn(start: Callable[..., Kernel], clients: int, batch: int = 50) -> None:
                 peer.close()
     finally:
         ctx.term()
-    elapsed = time.monotonic() - began
     last = shell.request("execute_request", {"code": "n"})["content"]
     assert last["status"] == "ok"
     executes = len(range(0, clients, 3))
@@ -589,7 +574,7 @@ def _churn(start: Callable[..., Kernel], clients: int, batch: int = 50) -> None:
     fds = kernel.fds()
     grown = kernel.rss() - rss_before
     print(
-        f"\n{clients} churning clients in {elapsed:.1f} s, {answered} waited and were answered; "
+        f"\n{clients} churning clients, {answered} waited and were answered; "
         f"{ran - waited_executes} of {executes - waited_executes} requests of clients that left reached it; "
         f"kernel fds {fds_before} -> {fds}, RSS grew {grown / 2**20:.1f} MiB"
     )

@@ -1,12 +1,13 @@
 """Interrupts, both ways a frontend sends them, against every kind of wait a cell can be in.
 
-- signal mode (kernelspec ``interrupt_mode: signal``): jupyter_client sends SIGINT to the
-  kernel's process group;
+- signal mode (kernelspec ``interrupt_mode: signal``): SIGINT to the kernel's process group,
+  as jupyter_client sends it;
 - message mode: ``interrupt_request`` on control, answered by ``interrupt_reply``.
 
-Each interrupt must end the cell with a KeyboardInterrupt error within a second or so (we
-assert 5 s, a bound for loaded machines) and leave no child process behind; an interrupt
-storm must lose no reply; an interrupt while idle must change nothing.
+Each interrupt must end the cell with a KeyboardInterrupt error (the tests wait up to 5 s for
+it, where the wait itself would last 30 s or for ever) and leave no child process behind; an
+interrupt storm must lose no reply; an interrupt while idle must change nothing. How fast an
+interrupt takes effect is measured by benchmarks/interrupts.py (and printed here, ``-s``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from tests.kernels import pid_alive
 from tests.spec import validate
 
 MODES = ["signal", "message"]
-BOUND_S = 5.0  # the assertion; the figures measured are near 0.01 s (docs/reliability.md)
+BOUND_S = 5.0  # how long an interrupted cell may take to end, else the interrupt was missed
 
 # (name, code, allow_stdin). Each cell prints "started" before it begins to wait.
 WAITS = [
@@ -106,9 +107,6 @@ def assert_kernel_works(kernel: KernelHarness) -> None:
     assert ex.of_type("error") == []
 
 
-LATENCIES: dict[str, float] = {}
-
-
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(("name", "code", "allow_stdin"), WAITS, ids=[w[0] for w in WAITS])
 def test_interrupt_ends_the_wait_with_keyboard_interrupt(
@@ -127,14 +125,11 @@ def test_interrupt_ends_the_wait_with_keyboard_interrupt(
         children = wait_until(lambda: live_descendants(pid), TIMEOUT, "the cell's child process")
     since = time.monotonic()
     interrupt_id = interrupt(kernel, mode)
-    reply = kernel.get_reply(msg_id, timeout=TIMEOUT)
-    latency = time.monotonic() - since
-    LATENCIES[f"{name}/{mode}"] = latency
-    print(f"interrupt latency {name} ({mode} mode): {latency * 1000:.0f} ms")
+    reply = kernel.get_reply(msg_id, timeout=BOUND_S)  # ended by the interrupt, not by itself
+    print(f"interrupt latency {name} ({mode} mode): {(time.monotonic() - since) * 1000:.0f} ms")
     validate(reply, "execute_reply", msg_id)
     assert reply["content"]["status"] == "error"
     assert reply["content"]["ename"] == "KeyboardInterrupt"
-    assert latency < BOUND_S, f"the interrupted cell took {latency:.1f} s to end"
     check_interrupt_reply(kernel, interrupt_id)
     iopub = kernel.collect_iopub(msg_id)
     errors = [m for m in iopub if m["msg_type"] == "error"]

@@ -86,14 +86,12 @@ def test_getpass_prompt_is_marked_as_a_password(kernel: KernelHarness) -> None:
 def test_interrupt_while_input_waits_raises_keyboard_interrupt(kernel: KernelHarness, mode: str) -> None:
     msg_id = kernel.kc.execute("value = input('waiting> ')")
     kernel.kc.get_stdin_msg(timeout=TIMEOUT)
-    since = time.monotonic()
     if mode == "signal":
         kernel.process.interrupt()
     else:
         interrupt_id = kernel.send("interrupt_request", {}, channel="control")
         validate(kernel.get_reply(interrupt_id, channel="control"), "interrupt_reply", interrupt_id)
-    reply = kernel.get_reply(msg_id)
-    assert time.monotonic() - since < 5
+    reply = kernel.get_reply(msg_id, timeout=5)  # ended by the interrupt, not by an answer
     assert reply["content"]["status"] == "error"
     assert reply["content"]["ename"] == "KeyboardInterrupt"
     kernel.collect_iopub(msg_id)
