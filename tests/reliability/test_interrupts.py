@@ -17,6 +17,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -163,26 +164,34 @@ def cell(rng: random.Random) -> str:
     )
 
 
-def run_storm(kernel: KernelHarness, mode: str, n: int, seed: int) -> Counter[str]:
-    """``n`` short cells, interrupts at random moments; check every request's answer.
+@dataclass
+class Storm:
+    """What a storm sent: its execute_requests, and its interrupts (the interrupt_requests in
+    message mode, a count of signals in signal mode)."""
 
-    Returns how many replies had each outcome (ok, KeyboardInterrupt, ExecutionAborted).
-    """
-    rng = random.Random(seed)
-    ids: list[str] = []
-    interrupts: list[str] = []
-    signals = 0
+    ids: list[str] = field(default_factory=list)
+    interrupt_ids: list[str] = field(default_factory=list)
+    signals: int = 0
+
+
+def send_storm(kernel: KernelHarness, mode: str, n: int, rng: random.Random) -> Storm:
+    """``n`` short cells, interrupts at random moments between them."""
+    storm = Storm()
     for _ in range(n):
-        ids.append(kernel.kc.execute(cell(rng), stop_on_error=rng.random() < 0.5))
+        storm.ids.append(kernel.kc.execute(cell(rng), stop_on_error=rng.random() < 0.5))
         if rng.random() < 0.4:
             time.sleep(rng.uniform(0, 0.02))  # a random moment: not a wait for any condition
             interrupt_id = interrupt(kernel, mode)
             if interrupt_id is None:
-                signals += 1
+                storm.signals += 1
             else:
-                interrupts.append(interrupt_id)
-    # A request sent after all the others: its reply comes after theirs on shell.
-    marker = kernel.send("kernel_info_request", {})
+                storm.interrupt_ids.append(interrupt_id)
+    return storm
+
+
+def storm_replies(kernel: KernelHarness, storm: Storm, marker: str) -> dict[str, dict[str, Any]]:
+    """The execute_reply to each request of ``storm``: one each, none to anything else, all
+    before the reply to ``marker``, a request sent after them."""
     replies: dict[str, dict[str, Any]] = {}
     deadline = time.monotonic() + 60
     while True:
@@ -192,20 +201,33 @@ def run_storm(kernel: KernelHarness, mode: str, n: int, seed: int) -> Counter[st
             validate(msg, "kernel_info_reply", marker)
             break
         validate(msg, "execute_reply", parent)
-        assert parent in ids, f"a reply to a request never sent: {parent}"
+        assert parent in storm.ids, f"a reply to a request never sent: {parent}"
         assert parent not in replies, f"two replies to {parent}"
         replies[parent] = msg
-    missing = [i for i in ids if i not in replies]
-    assert not missing, f"{len(missing)} of {n} execute_requests got no reply"
+    missing = [i for i in storm.ids if i not in replies]
+    assert not missing, f"{len(missing)} of {len(storm.ids)} execute_requests got no reply"
+    return replies
+
+
+def storm_outcomes(storm: Storm, replies: dict[str, dict[str, Any]]) -> Counter[str]:
+    """How many replies had each outcome (ok, KeyboardInterrupt, ExecutionAborted: no other)."""
     outcomes: Counter[str] = Counter()
-    for msg_id in ids:
+    for msg_id in storm.ids:
         content = replies[msg_id]["content"]
         outcome = "ok" if content["status"] == "ok" else content.get("ename", content["status"])
         assert outcome in ("ok", "KeyboardInterrupt", "ExecutionAborted"), content
         outcomes[outcome] += 1
-    for interrupt_id in interrupts:
-        check_interrupt_reply(kernel, interrupt_id)
-    # iopub: busy and idle once per request; an error message exactly for interrupted cells.
+    return outcomes
+
+
+def check_storm_iopub(
+    kernel: KernelHarness,
+    storm: Storm,
+    replies: dict[str, dict[str, Any]],
+    marker: str,
+    outcomes: Counter[str],
+) -> None:
+    """iopub: busy and idle once per request; an error message exactly for interrupted cells."""
     states: Counter[tuple[str, str]] = Counter()
     errors: Counter[str] = Counter()
     kernel.wait_for_iopub(
@@ -223,12 +245,28 @@ def run_storm(kernel: KernelHarness, mode: str, n: int, seed: int) -> Counter[st
         elif msg["msg_type"] == "error":
             errors[parent] += 1
     kernel.stray.clear()
-    for msg_id in ids:
+    for msg_id in storm.ids:
         assert states[(msg_id, "busy")] == 1 and states[(msg_id, "idle")] == 1, msg_id
         interrupted = replies[msg_id]["content"].get("ename") == "KeyboardInterrupt"
         assert errors[msg_id] == (1 if interrupted else 0), (msg_id, replies[msg_id]["content"])
-    assert sum(errors[i] for i in ids) == outcomes["KeyboardInterrupt"]
-    print(f"storm ({mode} mode, {n} cells, {signals or len(interrupts)} interrupts): {dict(outcomes)}")
+    assert sum(errors[i] for i in storm.ids) == outcomes["KeyboardInterrupt"]
+
+
+def run_storm(kernel: KernelHarness, mode: str, n: int, seed: int) -> Counter[str]:
+    """``n`` short cells, interrupts at random moments; check every request's answer.
+
+    Returns how many replies had each outcome (ok, KeyboardInterrupt, ExecutionAborted).
+    """
+    storm = send_storm(kernel, mode, n, random.Random(seed))
+    # A request sent after all the others: its reply comes after theirs on shell.
+    marker = kernel.send("kernel_info_request", {})
+    replies = storm_replies(kernel, storm, marker)
+    outcomes = storm_outcomes(storm, replies)
+    for interrupt_id in storm.interrupt_ids:
+        check_interrupt_reply(kernel, interrupt_id)
+    check_storm_iopub(kernel, storm, replies, marker, outcomes)
+    interrupts = storm.signals or len(storm.interrupt_ids)
+    print(f"storm ({mode} mode, {n} cells, {interrupts} interrupts): {dict(outcomes)}")
     return outcomes
 
 
