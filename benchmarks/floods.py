@@ -79,70 +79,86 @@ def proc_status(pid: int) -> dict[str, int]:
     return out
 
 
+class FloodWatch:
+    """What the client sees of one flood cell: its outputs as they arrive, its reply and idle,
+    and a kernel_info_request on control whenever none is outstanding (at most every 50 ms)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.msg_id = ""
+        self.arrivals: list[float] = []
+        self.outputs: list[Msg] = []  # parsed after the cell: parsing 100 MB here would delay the pings
+        self.replied = False
+        self.idle = False
+        self.pending: dict[str, float] = {}  # control requests out: msg_id -> when sent
+        self.control_ms: list[float] = []
+        self.last_ping = 0.0
+
+    def on_iopub(self, msg: Msg) -> None:
+        if msg.parent_id != self.msg_id:
+            return
+        if msg.msg_type == "status":
+            if msg.content["execution_state"] == "idle":
+                self.idle = True
+            return
+        if msg.msg_type == "execute_input":
+            return
+        self.arrivals.append(time.monotonic())
+        self.outputs.append(msg)
+
+    def on_shell(self, msg: Msg) -> None:
+        if msg.parent_id == self.msg_id and msg.msg_type == "execute_reply":
+            self.replied = True
+
+    def on_control(self, msg: Msg) -> None:
+        sent = self.pending.pop(msg.parent_id or "", None)
+        if sent is not None:
+            self.control_ms.append((time.monotonic() - sent) * 1e3)
+
+    def done(self) -> bool:
+        """Whether the cell has replied and gone idle; pings control if it is time to."""
+        now = time.monotonic()
+        if not self.pending and now - self.last_ping >= PING_EVERY_S:
+            self.last_ping = now
+            self.pending[self.client.send("kernel_info_request", {}, channel="control")] = now
+        return self.replied and self.idle
+
+    def chars(self) -> int:
+        """Output characters received: stream text and display_data text/plain."""
+        chars = 0
+        for msg in self.outputs:
+            if msg.msg_type == "stream":
+                chars += len(msg.content["text"])
+            elif msg.msg_type == "display_data":
+                chars += len(msg.content["data"].get("text/plain", ""))
+        return chars
+
+    def peak_rate(self) -> int:
+        """Most outputs arriving within one one-second window."""
+        windows = Counter(int(t - self.arrivals[0]) for t in self.arrivals) if self.arrivals else Counter()
+        return max(windows.values(), default=0)
+
+
 def run_flood(kernel: KernelProcess, case: FloodCase, timeout: float = 600.0) -> FloodResult:
     """Run ``case`` in ``kernel`` (fresh), probing control and counting iopub arrivals."""
     client = kernel.client
     base = proc_status(kernel.pid)["VmRSS"]
-    arrivals: list[float] = []
-    outputs: list[Msg] = []  # parsed after the cell: parsing 100 MB here would delay the pings
-    state = {"reply": False, "idle": False}
-    pending: dict[str, float] = {}
-    control: list[float] = []
-    last_ping = 0.0
-    msg_id = ""
-
-    def on_iopub(msg: Msg) -> None:
-        if msg.parent_id != msg_id:
-            return
-        if msg.msg_type == "status":
-            if msg.content["execution_state"] == "idle":
-                state["idle"] = True
-            return
-        if msg.msg_type == "execute_input":
-            return
-        arrivals.append(time.monotonic())
-        outputs.append(msg)
-
-    def on_shell(msg: Msg) -> None:
-        if msg.parent_id == msg_id and msg.msg_type == "execute_reply":
-            state["reply"] = True
-
-    def on_control(msg: Msg) -> None:
-        sent = pending.pop(msg.parent_id or "", None)
-        if sent is not None:
-            control.append((time.monotonic() - sent) * 1e3)
-
-    def done() -> bool:
-        nonlocal last_ping
-        now = time.monotonic()
-        if not pending and now - last_ping >= PING_EVERY_S:
-            last_ping = now
-            pending[client.send("kernel_info_request", {}, channel="control")] = now
-        return state["reply"] and state["idle"]
-
+    watch = FloodWatch(client)
+    handlers = {"on_shell": watch.on_shell, "on_iopub": watch.on_iopub, "on_control": watch.on_control}
     t0 = time.perf_counter()
-    msg_id = client.execute(case.code)
-    client.pump(
-        done, on_shell=on_shell, on_iopub=on_iopub, on_control=on_control, timeout=timeout, alive=kernel.alive
-    )
+    watch.msg_id = client.execute(case.code)
+    client.pump(watch.done, **handlers, timeout=timeout, alive=kernel.alive)
     seconds = time.perf_counter() - t0
     # The ping still out when the cell ended counts too: a wedged control thread must show.
-    if pending:
-        client.pump(lambda: not pending, on_control=on_control, timeout=30, alive=kernel.alive)
-    chars = 0
-    for msg in outputs:
-        if msg.msg_type == "stream":
-            chars += len(msg.content["text"])
-        elif msg.msg_type == "display_data":
-            chars += len(msg.content["data"].get("text/plain", ""))
-    windows = Counter(int(t - arrivals[0]) for t in arrivals) if arrivals else Counter()
+    if watch.pending:
+        client.pump(lambda: not watch.pending, on_control=watch.on_control, timeout=30, alive=kernel.alive)
     return FloodResult(
         seconds=seconds,
-        chars=chars,
+        chars=watch.chars(),
         expected=case.expected,
-        messages=len(arrivals),
-        peak_rate=max(windows.values(), default=0),
-        control_ms=control,
+        messages=len(watch.arrivals),
+        peak_rate=watch.peak_rate(),
+        control_ms=watch.control_ms,
         base_rss=base,
         peak_rss=proc_status(kernel.pid)["VmHWM"],
     )

@@ -4,8 +4,10 @@ Each kernel gets a fresh process. A second DEALER on shell sends ``FORGED`` requ
 well-formed but wrong HMAC digests as fast as the kernel takes them; then one correctly
 signed ``kernel_info_request`` on that socket, whose reply means every forgery was handled:
 the rejection rate is forgeries per second until that reply. During the flood the benchmark
-client times ``kernel_info_request`` on control and heartbeat pings, one at a time. Reported
-too: the kernel's CPU per forged message and how many log lines the flood produced.
+client times ``kernel_info_request`` on shell (another client than the forger's) and on
+control, and heartbeat pings, one at a time. Reported too: the kernel's CPU per forged message
+and how many log lines the flood produced. (tests/reliability/test_hostile.py checks the
+behaviour under such a flood; these timings are measured here only.)
 
 Run alone with ``python benchmarks/run.py --hostile`` (under a minute): prints the table and
 replaces the "Hostile input" section of docs/performance.md. A full ``make bench`` runs it too.
@@ -18,6 +20,7 @@ import secrets
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ from client import DELIM, Client, KernelDied, KernelProcess, Msg
 
 FORGED = 10_000
 SYNC_TIMEOUT_S = 120.0
+SHELL_TIMEOUT_S = 10.0  # for another client's shell kernel_info, during and after the flood
 
 
 @dataclass
@@ -34,6 +38,8 @@ class HostileResult:
     seconds: float | None = None  # until the sync reply; None: not within SYNC_TIMEOUT_S
     cpu_s: float = 0.0
     log_lines: int = 0
+    shell_ms: list[float] = field(default_factory=list)  # another client's, during the flood
+    shell_stalled: bool = False  # one of those got no reply within SHELL_TIMEOUT_S (none sent after)
     control_ms: list[float] = field(default_factory=list)
     heartbeat_ms: list[float] = field(default_factory=list)
     shell_after_ms: float | None = None  # another client's shell kernel_info after the flood
@@ -87,6 +93,49 @@ def _flood(forger: Client, result: HostileResult, t0: float, stop: threading.Eve
             return
 
 
+def _timed_ms(call: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    call()
+    return (time.perf_counter() - t) * 1e3
+
+
+def _heartbeat(hb: zmq.Socket) -> None:
+    hb.send(b"ping")
+    if not hb.poll(10_000):
+        raise KernelDied("no heartbeat within 10 s")
+    hb.recv()
+
+
+def _probe_during(flood: threading.Thread, kp: KernelProcess, hb: zmq.Socket, result: HostileResult) -> None:
+    """Time kernel_info on shell and on control, and heartbeats, one at a time, while ``flood`` runs."""
+    client, alive = kp.client, kp.alive
+    t0 = time.perf_counter()
+    while flood.is_alive() and time.perf_counter() - t0 < SYNC_TIMEOUT_S:
+        if not result.shell_stalled:
+            ms = _shell_kernel_info_ms(kp)
+            result.shell_stalled = ms is None
+            result.shell_ms.extend([] if ms is None else [ms])
+        result.control_ms.append(
+            _timed_ms(
+                lambda: client.request("kernel_info_request", {}, channel="control", timeout=30, alive=alive)
+            )
+        )
+        result.heartbeat_ms.append(_timed_ms(lambda: _heartbeat(hb)))
+        time.sleep(0.002)  # leave the flood the CPU it needs
+
+
+def _shell_kernel_info_ms(kp: KernelProcess) -> float | None:
+    """Another client's shell kernel_info, in ms (None: no reply within SHELL_TIMEOUT_S)."""
+    try:
+        return _timed_ms(
+            lambda: kp.client.request("kernel_info_request", {}, timeout=SHELL_TIMEOUT_S, alive=kp.alive)
+        )
+    except KernelDied:
+        if not kp.alive():
+            raise
+        return None
+
+
 def measure_one(kp: KernelProcess, ctx: zmq.Context) -> HostileResult:
     info = kp.info
     forger = Client(info, ctx)  # its shell socket floods, then syncs; owned by the flood thread
@@ -99,32 +148,15 @@ def measure_one(kp: KernelProcess, ctx: zmq.Context) -> HostileResult:
     try:
         kp.client.request("kernel_info_request", {}, channel="control", timeout=30)
         lines0, cpu0 = _log_lines(kp), _cpu_seconds(kp.pid)
-        t0 = time.perf_counter()
-        thread = threading.Thread(target=_flood, args=(forger, result, t0, stop))
+        thread = threading.Thread(target=_flood, args=(forger, result, time.perf_counter(), stop))
         thread.start()
-        while thread.is_alive() and time.perf_counter() - t0 < SYNC_TIMEOUT_S:
-            t = time.perf_counter()
-            kp.client.request("kernel_info_request", {}, channel="control", timeout=30, alive=kp.alive)
-            result.control_ms.append((time.perf_counter() - t) * 1e3)
-            t = time.perf_counter()
-            hb.send(b"ping")
-            if not hb.poll(10_000):
-                raise KernelDied("no heartbeat within 10 s")
-            hb.recv()
-            result.heartbeat_ms.append((time.perf_counter() - t) * 1e3)
-            time.sleep(0.002)  # leave the flood the CPU it needs
+        _probe_during(thread, kp, hb, result)
         stop.set()
         thread.join()
         if result.seconds is None and not kp.alive():
             raise KernelDied("kernel process exited during the flood")
         result.cpu_s = _cpu_seconds(kp.pid) - cpu0
-        t = time.perf_counter()
-        try:
-            kp.client.request("kernel_info_request", {}, timeout=10, alive=kp.alive)
-            result.shell_after_ms = (time.perf_counter() - t) * 1e3
-        except KernelDied:
-            if not kp.alive():
-                raise
+        result.shell_after_ms = _shell_kernel_info_ms(kp)
         time.sleep(0.2)  # let the log reach the file
         result.log_lines = _log_lines(kp) - lines0
     finally:
@@ -168,14 +200,25 @@ def _rate(r: HostileResult) -> str:
 
 
 def _after(r: HostileResult) -> str:
-    return "no reply within 10 s" if r.shell_after_ms is None else f"{r.shell_after_ms:.1f} ms"
+    return (
+        f"no reply within {SHELL_TIMEOUT_S:.0f} s"
+        if r.shell_after_ms is None
+        else f"{r.shell_after_ms:.1f} ms"
+    )
+
+
+def _shell_during(r: HostileResult) -> str:
+    if not r.shell_stalled:
+        return _ms(r.shell_ms)
+    stalled = f"no reply within {SHELL_TIMEOUT_S:.0f} s"
+    return f"{_ms(r.shell_ms)}, then {stalled}" if r.shell_ms else stalled
 
 
 def _summary(r: HostileResult) -> str:
     return (
         f"{FORGED} forged: {_rate(r)}, CPU {r.cpu_s / FORGED * 1e6:.0f} us/msg, {r.log_lines} log lines; "
-        f"control kernel_info {_ms(r.control_ms)}; heartbeat {_ms(r.heartbeat_ms)}; "
-        f"shell kernel_info after {_after(r)}"
+        f"shell kernel_info {_shell_during(r)}; control kernel_info {_ms(r.control_ms)}; "
+        f"heartbeat {_ms(r.heartbeat_ms)}; shell kernel_info after {_after(r)}"
     )
 
 
@@ -198,6 +241,7 @@ def markdown(kernels: list[Any]) -> str:
         ["kernel CPU per forged message", *cells(lambda r: f"{r.cpu_s / FORGED * 1e6:.0f} us")],
         ["kernel log lines during the flood", *cells(lambda r: str(r.log_lines))],
         ["another client's shell kernel_info after the flood", *cells(_after)],
+        ["another client's shell kernel_info during the flood, median", *cells(_shell_during)],
         ["control kernel_info during the flood, median", *cells(lambda r: _ms(r.control_ms))],
         ["heartbeat round trip during the flood, median", *cells(lambda r: _ms(r.heartbeat_ms))],
     ]
@@ -210,7 +254,8 @@ def markdown(kernels: list[Any]) -> str:
             "--hostile` runs only these and rewrites this section). A second shell DEALER sends",
             f"{FORGED:,} `kernel_info_request`s with well-formed, wrong HMAC-SHA256 digests as fast as the",
             "kernel takes them, then one signed request whose reply ends the clock. Meanwhile the client",
-            "times `kernel_info_request` on control and heartbeat pings, one at a time. See",
+            "times `kernel_info_request` on shell (its own socket, not the forger's) and on control,",
+            "and heartbeat pings, one at a time. See",
             'docs/reliability.md, "Hostile input".',
             "",
             table,

@@ -329,6 +329,76 @@ class StormResult:
     responsive: bool  # a kernel_info_request on shell answered afterwards
 
 
+def _storm_cell(rng: Any) -> dict[str, Any]:
+    """The content of one storm execute_request: a short random cell (0-20 ms)."""
+    return {
+        "code": rng.choice(STORM_CELLS).format(s=round(rng.uniform(0, 0.02), 4)),
+        "silent": False,
+        "store_history": True,
+        "user_expressions": {},
+        "allow_stdin": False,
+        "stop_on_error": rng.random() < 0.5,
+    }
+
+
+class StormReplies:
+    """execute_reply outcomes by parent msg_id: the ename or status, or "malformed reply"."""
+
+    def __init__(self) -> None:
+        self.outcomes: dict[str, str] = {}
+
+    def on_shell(self, msg: Msg) -> None:
+        if msg.msg_type == "execute_reply" and msg.parent_id is not None:
+            try:
+                content = msg.content
+            except ValueError:  # seen from a peer: a reply cut short by the interrupt
+                self.outcomes[msg.parent_id] = "malformed reply"
+                return
+            self.outcomes[msg.parent_id] = content.get("ename") or content.get("status", "?")
+
+    def wait_for(self, kernel: KernelProcess, n: int, quiet: float) -> None:
+        """Until ``n`` replies have come, or none came for ``quiet`` seconds."""
+        while len(self.outcomes) < n:
+            before = len(self.outcomes)
+            with contextlib.suppress(KernelDied):
+                kernel.client.pump(
+                    lambda b=before: len(self.outcomes) > b,
+                    on_shell=self.on_shell,
+                    timeout=quiet,
+                    alive=kernel.alive,
+                )
+            if len(self.outcomes) == before:
+                return
+
+
+def _send_storm(
+    kernel: KernelProcess, mode: str, n: int, rng: Any, replies: StormReplies
+) -> tuple[list[str], int]:
+    """Send ``n`` storm cells with interrupts at random moments between; (msg_ids, interrupts)."""
+    ids = []
+    interrupts = 0
+    for _ in range(n):
+        ids.append(kernel.client.send("execute_request", _storm_cell(rng)))
+        if rng.random() < 0.4:
+            end = time.monotonic() + rng.uniform(0, 0.02)  # a random moment, replies read meanwhile
+            with contextlib.suppress(KernelDied):
+                kernel.client.pump(lambda e=end: time.monotonic() >= e, on_shell=replies.on_shell, timeout=1)
+            if kernel.alive():
+                send_interrupt(kernel, mode)
+                interrupts += 1
+    return ids, interrupts
+
+
+def _responsive(kernel: KernelProcess) -> bool:
+    """Whether the kernel answers a kernel_info_request on shell within 10 s."""
+    if not kernel.alive():
+        return False
+    with contextlib.suppress(KernelDied):
+        kernel.client.request("kernel_info_request", {}, timeout=10, alive=kernel.alive)
+        return True
+    return False
+
+
 def interrupt_storm(kernel: KernelProcess, mode: str, n: int, seed: int, quiet: float = 5.0) -> StormResult:
     """``n`` short random cells (0-20 ms), interrupts at random moments between sends.
 
@@ -336,57 +406,15 @@ def interrupt_storm(kernel: KernelProcess, mode: str, n: int, seed: int, quiet: 
     """
     import random
 
-    rng = random.Random(seed)
-    client = kernel.client
-    replies: dict[str, str] = {}
-
-    def on_shell(msg: Msg) -> None:
-        if msg.msg_type == "execute_reply" and msg.parent_id is not None:
-            try:
-                content = msg.content
-            except ValueError:  # seen from a peer: a reply cut short by the interrupt
-                replies[msg.parent_id] = "malformed reply"
-                return
-            replies[msg.parent_id] = content.get("ename") or content.get("status", "?")
-
-    ids = []
-    interrupts = 0
-    malformed = client.malformed
-    for _ in range(n):
-        code = rng.choice(STORM_CELLS).format(s=round(rng.uniform(0, 0.02), 4))
-        content = {
-            "code": code,
-            "silent": False,
-            "store_history": True,
-            "user_expressions": {},
-            "allow_stdin": False,
-            "stop_on_error": rng.random() < 0.5,
-        }
-        ids.append(client.send("execute_request", content))
-        if rng.random() < 0.4:
-            end = time.monotonic() + rng.uniform(0, 0.02)  # a random moment, replies read meanwhile
-            with contextlib.suppress(KernelDied):
-                client.pump(lambda e=end: time.monotonic() >= e, on_shell=on_shell, timeout=1)
-            if kernel.alive():
-                send_interrupt(kernel, mode)
-                interrupts += 1
-    while len(replies) < n:
-        before = len(replies)
-        with contextlib.suppress(KernelDied):
-            client.pump(
-                lambda b=before: len(replies) > b, on_shell=on_shell, timeout=quiet, alive=kernel.alive
-            )
-        if len(replies) == before:
-            break
-    responsive = False
-    if kernel.alive():
-        with contextlib.suppress(KernelDied):
-            client.request("kernel_info_request", {}, timeout=10, alive=kernel.alive)
-            responsive = True
+    replies = StormReplies()
+    malformed = kernel.client.malformed
+    ids, interrupts = _send_storm(kernel, mode, n, random.Random(seed), replies)
+    replies.wait_for(kernel, n, quiet)
+    responsive = _responsive(kernel)
     outcomes: dict[str, int] = {}
     for msg_id in ids:
-        outcome = replies.get(msg_id, "lost")
+        outcome = replies.outcomes.get(msg_id, "lost")
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    if client.malformed > malformed:
-        outcomes["malformed reply"] = outcomes.get("malformed reply", 0) + client.malformed - malformed
+    if kernel.client.malformed > malformed:
+        outcomes["malformed reply"] = outcomes.get("malformed reply", 0) + kernel.client.malformed - malformed
     return StormResult(n, interrupts, outcomes.get("lost", 0), outcomes, responsive)

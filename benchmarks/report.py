@@ -70,6 +70,102 @@ def completion_values(k: Any) -> dict[str, Any]:
     return out
 
 
+def startup_and_execute_rows(s: Any) -> list[Row]:
+    n_rt = s.round_trips * s.blocks
+    return [
+        Row(
+            "startup",
+            f"startup to kernel_info_reply, ms (median of {s.startup_runs})",
+            "startup",
+            "{:.0f}",
+            target_peer="xeus-python",
+            target="<= 0.75",
+        ),
+        Row(
+            "round trip",
+            f"execute `pass` round trip, ms (median of {n_rt})",
+            "rt",
+            "{:.3f}",
+            target_peer="xeus-python",
+            target="<= 0.5",
+        ),
+        Row("round trip p99", "execute `pass` round trip, ms (99th percentile)", "rt99", "{:.3f}"),
+        Row(
+            "pipelined executes/s",
+            f"pipelined executes/s ({s.pipelined:,} back to back, median of {s.blocks})",
+            "pipelined",
+            "{:,.0f}",
+            target_peer="xeus-python",
+            target=">= 1.5",
+        ),
+    ]
+
+
+def print_rows(s: Any) -> list[Row]:
+    return [
+        Row(
+            f"{s.print_lines:,}-line print time",
+            f"{s.print_lines:,}-line print, s to reply + idle (median of {s.blocks})",
+            "print",
+            "{:.3f}",
+            target_peer="ipykernel",
+            target="<= 0.5",
+        ),
+        Row("bytes", "    stdout bytes received / expected", "print_bytes", "{}", ratio=False),
+        Row("messages", "    stream messages", "print_msgs", "{:,}", ratio=False),
+        Row(
+            "flushed print time",
+            f"{s.print_lines:,}-line print, flush=True each, s to reply + idle (median of {s.blocks})",
+            "flush",
+            "{:.3f}",
+        ),
+        Row("flushed bytes", "    stdout bytes received / expected", "flush_bytes", "{}", ratio=False),
+        Row("flushed messages", "    stream messages", "flush_msgs", "{:,}", ratio=False),
+    ]
+
+
+def completion_rows(s: Any) -> list[Row]:
+    n = s.completions * s.blocks
+    return [
+        Row(
+            "complete os.pa", f"complete_request `import os; os.pa`, ms (median of {n})", "comp_os", "{:.1f}"
+        ),
+        Row(
+            "complete np.ar",
+            f"complete_request `np.ar` (numpy imported), ms (median of {n})",
+            "comp_np",
+            "{:.1f}",
+        ),
+        Row("first completion", "first complete_request of a fresh kernel, ms", "comp_cold", "{:.0f}"),
+        Row(
+            "completion misses",
+            "    completions without the expected match",
+            "comp_misses",
+            "{}",
+            ratio=False,
+        ),
+    ]
+
+
+def memory_rows() -> list[Row]:
+    return [
+        Row(
+            "idle RSS",
+            "idle RSS after startup + 1 execute, MiB",
+            "rss",
+            "{:.1f}",
+            target_peer="xeus-python",
+            target="<= 0.75",
+        ),
+    ]
+
+
+def table_rows(settings: Any) -> list[Row]:
+    """The rows of the table, in order, for a run with these settings."""
+    s = settings
+    return [*startup_and_execute_rows(s), *print_rows(s), *completion_rows(s), *memory_rows()]
+
+
 class Report:
     def __init__(
         self, kernels: list[Any], settings: Any, *, quick: bool, took: float, load: tuple[str, str]
@@ -83,81 +179,7 @@ class Report:
         self.floor: Any = None  # the null kernel's results
         self.values = {k.label: values(k) for k in kernels}
         self.peers = [k.label for k in kernels if k.label != REFERENCE]
-        s = settings
-        n_rt = s.round_trips * s.blocks
-        self.rows = [
-            Row(
-                "startup",
-                f"startup to kernel_info_reply, ms (median of {s.startup_runs})",
-                "startup",
-                "{:.0f}",
-                target_peer="xeus-python",
-                target="<= 0.75",
-            ),
-            Row(
-                "round trip",
-                f"execute `pass` round trip, ms (median of {n_rt})",
-                "rt",
-                "{:.3f}",
-                target_peer="xeus-python",
-                target="<= 0.5",
-            ),
-            Row("round trip p99", "execute `pass` round trip, ms (99th percentile)", "rt99", "{:.3f}"),
-            Row(
-                "pipelined executes/s",
-                f"pipelined executes/s ({s.pipelined:,} back to back, median of {s.blocks})",
-                "pipelined",
-                "{:,.0f}",
-                target_peer="xeus-python",
-                target=">= 1.5",
-            ),
-            Row(
-                f"{s.print_lines:,}-line print time",
-                f"{s.print_lines:,}-line print, s to reply + idle (median of {s.blocks})",
-                "print",
-                "{:.3f}",
-                target_peer="ipykernel",
-                target="<= 0.5",
-            ),
-            Row("bytes", "    stdout bytes received / expected", "print_bytes", "{}", ratio=False),
-            Row("messages", "    stream messages", "print_msgs", "{:,}", ratio=False),
-            Row(
-                "flushed print time",
-                f"{s.print_lines:,}-line print, flush=True each, s to reply + idle (median of {s.blocks})",
-                "flush",
-                "{:.3f}",
-            ),
-            Row("flushed bytes", "    stdout bytes received / expected", "flush_bytes", "{}", ratio=False),
-            Row("flushed messages", "    stream messages", "flush_msgs", "{:,}", ratio=False),
-            Row(
-                "complete os.pa",
-                f"complete_request `import os; os.pa`, ms (median of {s.completions * s.blocks})",
-                "comp_os",
-                "{:.1f}",
-            ),
-            Row(
-                "complete np.ar",
-                f"complete_request `np.ar` (numpy imported), ms (median of {s.completions * s.blocks})",
-                "comp_np",
-                "{:.1f}",
-            ),
-            Row("first completion", "first complete_request of a fresh kernel, ms", "comp_cold", "{:.0f}"),
-            Row(
-                "completion misses",
-                "    completions without the expected match",
-                "comp_misses",
-                "{}",
-                ratio=False,
-            ),
-            Row(
-                "idle RSS",
-                "idle RSS after startup + 1 execute, MiB",
-                "rss",
-                "{:.1f}",
-                target_peer="xeus-python",
-                target="<= 0.75",
-            ),
-        ]
+        self.rows = table_rows(settings)
 
     # -- table and verdicts ------------------------------------------------
 

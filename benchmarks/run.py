@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -302,7 +303,7 @@ def startup_breakdown(fk: Kernel, ctx: zmq.Context, env: dict[str, str | None], 
 # -- main ---------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -326,7 +327,91 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run only the forged-flood measures (benchmarks/hostile.py); rewrite only their section",
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+# The measures that have a section of their own in the docs, and can run alone (--floods, ...):
+# (what is printed before them, how they are measured, their section of docs/performance.md).
+SECTIONS: dict[str, tuple[str, Any, Any]] = {
+    "floods": ("floods (a fresh kernel per case):", measure_floods, floods_markdown),
+    "interrupts": (
+        "interrupts (a fresh kernel per kernel and mode):",
+        measure_interrupts,
+        interrupts_markdown,
+    ),
+    "hostile": ("hostile input (a fresh kernel per kernel):", measure_hostile, hostile_markdown),
+}
+
+
+def measure_section(name: str, kernels: list[Kernel], ctx: zmq.Context, env: dict[str, str | None]) -> None:
+    title, measure, _ = SECTIONS[name]
+    print(title, flush=True)
+    measure(kernels, ctx, env)
+
+
+def describe_setup(kernels: list[Kernel], load_before: str) -> None:
+    """Print the interpreter, machine and kernels; warn when the machine is busy."""
+    print(f"Python {platform.python_version()}; {machine()}; load average {load_before}")
+    for k in kernels:
+        print(f"  {k.label}: {'skipped, ' + k.skipped if k.skipped else k.version}")
+    with contextlib.suppress(OSError):
+        if os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1):
+            print("warning: the machine is busy (see the load average); figures will be noisy", flush=True)
+
+
+@contextlib.contextmanager
+def bench_context() -> Iterator[tuple[zmq.Context, dict[str, str | None]]]:
+    """A zmq context and the kernels' environment; on the way out (error, Ctrl-C, SIGTERM
+    included) every kernel is shut down and the bytecode cache removed."""
+    # Every kernel reads and writes bytecode in one private cache, so none pays for compiling
+    # its sources (an editable install under PYTHONDONTWRITEBYTECODE=1 would, on every start).
+    cache = tempfile.mkdtemp(prefix="fk-bench-pycache-")
+    env: dict[str, str | None] = {"PYTHONDONTWRITEBYTECODE": None, "PYTHONPYCACHEPREFIX": cache}
+    ctx = zmq.Context()
+    try:
+        yield ctx, env
+    finally:
+        shutdown_all()
+        ctx.term()
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def measure_all(
+    kernels: list[Kernel], ctx: zmq.Context, env: dict[str, str | None], settings: Settings, quick: bool
+) -> tuple[dict[str, Any], Kernel]:
+    """Every measure, into ``kernels``; return fastkernel's startup breakdown and the null kernel."""
+    print("startup (spawn to first kernel_info_reply):", flush=True)
+    measure_startups(kernels, ctx, settings.startup_runs, env)
+    print("executes (round-robin blocks, all kernels running):", flush=True)
+    floor = null_kernel()
+    measure_executes(kernels, floor, ctx, settings, env)
+    breakdown: dict[str, Any] = {}
+    if not kernels[0].skipped:
+        breakdown = startup_breakdown(kernels[0], ctx, env, runs=settings.startup_runs)
+    if not quick:  # about two minutes: --floods runs them alone
+        measure_section("floods", kernels, ctx, env)
+    measure_section("interrupts", kernels, ctx, env)
+    measure_section("hostile", kernels, ctx, env)
+    return breakdown, floor
+
+
+def publish(report: Report, kernels: list[Kernel], args: argparse.Namespace) -> None:
+    """Print the report; unless --no-docs, write it, with every section, to the docs."""
+    print()
+    print(report.text())
+    if args.no_docs:
+        return
+    args.docs.parent.mkdir(parents=True, exist_ok=True)
+    args.docs.write_text(report.markdown(machine=machine()), encoding="utf-8")
+    for _, _, section_of in SECTIONS.values():
+        section = section_of(kernels)
+        if section:
+            splice_section(args.docs, section)
+    print(f"\nwrote {args.docs}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     settings = QUICK if args.quick else FULL
     # SIGTERM (make, CI, timeout) unwinds like Ctrl-C, so the finally blocks shut kernels down.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -334,67 +419,21 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     load_before = load_average()
     kernels = find_kernels()
-    print(f"Python {platform.python_version()}; {machine()}; load average {load_before}")
-    for k in kernels:
-        print(f"  {k.label}: {'skipped, ' + k.skipped if k.skipped else k.version}")
-    with contextlib.suppress(OSError):
-        if os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1):
-            print("warning: the machine is busy (see the load average); figures will be noisy", flush=True)
+    describe_setup(kernels, load_before)
     if kernels[0].skipped:
         print("fastkernel itself is unavailable; nothing to compare", file=sys.stderr)
         return 1
-    # Every kernel reads and writes bytecode in one private cache, so none pays for compiling
-    # its sources (an editable install under PYTHONDONTWRITEBYTECODE=1 would, on every start).
-    cache = tempfile.mkdtemp(prefix="fk-bench-pycache-")
-    env: dict[str, str | None] = {"PYTHONDONTWRITEBYTECODE": None, "PYTHONPYCACHEPREFIX": cache}
-    ctx = zmq.Context()
-    breakdown: dict[str, Any] = {}
-    floor: Kernel | None = None
-    try:
-        if args.floods:
-            print("floods (a fresh kernel per case):", flush=True)
-            measure_floods(kernels, ctx, env)
-            return _section_only(floods_markdown(kernels), args)
-        if args.interrupts:
-            print("interrupts (a fresh kernel per kernel and mode):", flush=True)
-            measure_interrupts(kernels, ctx, env)
-            return _section_only(interrupts_markdown(kernels), args)
-        if args.hostile:
-            print("hostile input (a fresh kernel per kernel):", flush=True)
-            measure_hostile(kernels, ctx, env)
-            return _section_only(hostile_markdown(kernels), args)
-        print("startup (spawn to first kernel_info_reply):", flush=True)
-        measure_startups(kernels, ctx, settings.startup_runs, env)
-        print("executes (round-robin blocks, all kernels running):", flush=True)
-        floor = null_kernel()
-        measure_executes(kernels, floor, ctx, settings, env)
-        if not kernels[0].skipped:
-            breakdown = startup_breakdown(kernels[0], ctx, env, runs=settings.startup_runs)
-        if not args.quick:  # about two minutes: --floods runs them alone
-            print("floods (a fresh kernel per case):", flush=True)
-            measure_floods(kernels, ctx, env)
-        print("interrupts (a fresh kernel per kernel and mode):", flush=True)
-        measure_interrupts(kernels, ctx, env)
-        print("hostile input (a fresh kernel per kernel):", flush=True)
-        measure_hostile(kernels, ctx, env)
-    finally:
-        shutdown_all()
-        ctx.term()
-        shutil.rmtree(cache, ignore_errors=True)
+    only = [name for name in SECTIONS if getattr(args, name)]
+    with bench_context() as (ctx, env):
+        if only:  # the first of them, as before: --floods, then --interrupts, then --hostile
+            measure_section(only[0], kernels, ctx, env)
+            return _section_only(SECTIONS[only[0]][2](kernels), args)
+        breakdown, floor = measure_all(kernels, ctx, env, settings, args.quick)
     took = time.monotonic() - started
     report = Report(kernels, settings, quick=args.quick, took=took, load=(load_before, load_average()))
     report.breakdown = breakdown
     report.floor = floor
-    print()
-    print(report.text())
-    if not args.no_docs:
-        args.docs.parent.mkdir(parents=True, exist_ok=True)
-        args.docs.write_text(report.markdown(machine=machine()), encoding="utf-8")
-        for section_of in (floods_markdown, interrupts_markdown, hostile_markdown):
-            section = section_of(kernels)
-            if section:
-                splice_section(args.docs, section)
-        print(f"\nwrote {args.docs}")
+    publish(report, kernels, args)
     print(f"took {took:.0f} s")
     return 0
 

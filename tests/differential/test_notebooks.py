@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import KERNEL_NAME
+from tests.kernels import KERNEL_NAME
 from tests.spec import validate
 
 nbformat = pytest.importorskip("nbformat")
@@ -116,6 +116,6 @@ def test_notebook_gives_the_same_outputs_as_ipykernel(
 @pytest.fixture(scope="session")
 def ipykernel_name() -> str:
     """A kernelspec for ipykernel with this Python (not whatever ``python3`` resolves to)."""
-    from tests.conftest import install_kernelspec
+    from tests.kernels import install_kernelspec
 
     return install_kernelspec("ipykernel-differential", [sys.executable, "-m", "ipykernel_launcher"])

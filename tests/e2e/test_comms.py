@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from tests.e2e.harness import Execution, KernelHarness
+from tests.harness import Execution, KernelHarness
 
 SETUP = """
 import comm

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from fastkernel.interpreter.completion import TIMEOUT_ENV
-from tests.e2e.harness import Execution, KernelHarness
+from tests.harness import Execution, KernelHarness
 
 CELL = """\
 import os
@@ -28,10 +28,9 @@ inventory = {'apples': 1, 'bananas': 2}
 def kernel() -> Iterator[KernelHarness]:
     """A kernel whose jedi has time enough: a cold jedi on a loaded machine can take over 0.5 s,
     and these tests are about what jedi finds (the fallback has tests of its own)."""
-    harness = KernelHarness.start(env={**os.environ, TIMEOUT_ENV: "30"})
-    assert harness.execute(CELL).content["status"] == "ok"
-    yield harness
-    harness.close()
+    with KernelHarness.start(env={**os.environ, TIMEOUT_ENV: "30"}) as harness:
+        assert harness.execute(CELL).content["status"] == "ok"
+        yield harness
 
 
 def complete(kernel: KernelHarness, code: str, cursor: int | None = None) -> dict[str, Any]:
@@ -120,8 +119,7 @@ def test_magics(kernel: KernelHarness) -> None:
 
 
 def test_fallback_when_jedi_times_out_and_jedi_is_not_imported_at_start() -> None:
-    harness = KernelHarness.start(env={**os.environ, TIMEOUT_ENV: "0.000001"})
-    try:
+    with KernelHarness.start(env={**os.environ, TIMEOUT_ENV: "0.000001"}) as harness:
         harness.execute("import os\nclass Box:\n    width = 3\nbox = Box()")
         jedi_loaded = "import sys\n'jedi' in sys.modules"
         result = harness.execute(jedi_loaded).of_type("execute_result")
@@ -132,8 +130,6 @@ def test_fallback_when_jedi_times_out_and_jedi_is_not_imported_at_start() -> Non
         assert {"path", "pathsep"} <= set(complete(harness, "os.pa")["matches"])
         result = harness.execute(jedi_loaded).of_type("execute_result")
         assert result[0]["content"]["data"]["text/plain"] == "True"  # imported by the first completion
-    finally:
-        harness.close()
 
 
 def test_inspect_cell_function_levels(kernel: KernelHarness) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.e2e.harness import KernelHarness
+from tests.harness import KernelHarness
 
 BADGE = (
     "class Badge:\n"

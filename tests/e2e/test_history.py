@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from jupyter_client.manager import start_new_kernel
 
-from tests.conftest import install_kernelspec
-from tests.e2e.harness import TIMEOUT, KernelHarness
-
-# The test kernelspec keeps history in memory (tests.conftest); this one takes --history-file.
-FILE_KERNEL = install_kernelspec("fastkernel-history-test", [sys.executable, "-m", "fastkernel"])
+from tests.harness import KernelHarness
+from tests.kernels import Kernels
 
 
 @pytest.fixture
@@ -24,24 +19,13 @@ def history_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def start(history_file: Path) -> Iterator[Callable[..., KernelHarness]]:
+def start(history_file: Path, kernels: Kernels) -> Callable[..., KernelHarness]:
     """Start kernels keeping their history in ``history_file``; all are closed at the end."""
-    started: list[KernelHarness] = []
 
     def start_kernel(*args: str) -> KernelHarness:
-        km, kc = start_new_kernel(
-            kernel_name=FILE_KERNEL,
-            startup_timeout=TIMEOUT,
-            extra_arguments=[f"--history-file={history_file}", *args],
-        )
-        harness = KernelHarness(km, kc)
-        started.append(harness)
-        harness.drain_iopub()
-        return harness
+        return KernelHarness.connect(kernels.start(*args, history_file=str(history_file)))
 
-    yield start_kernel
-    for harness in started:
-        harness.close()
+    return start_kernel
 
 
 def history(kernel: KernelHarness, **content: Any) -> list[list[Any]]:
@@ -122,7 +106,7 @@ def test_history_survives_a_restart(start: Callable[..., KernelHarness]) -> None
     run(kernel, "before = 'restart'")
     run(kernel, "before * 2")
     (first,) = {item[0] for item in history(kernel, hist_access_type="tail", n=5)}
-    kernel.km.restart_kernel(now=False)
+    kernel.process.restart()
     kernel.kc.wait_for_ready(timeout=20)
     kernel.drain_iopub()
     # What jupyter console asks at start for its up-arrow history: the last session comes back.

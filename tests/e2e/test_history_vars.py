@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import KernelHarness
+from tests.harness import KernelHarness
 
 
 def result_of(kernel: KernelHarness, code: str, **content: Any) -> tuple[int, str | None]:
@@ -72,11 +72,10 @@ def test_a_failing_cell_is_in_in_but_not_in_out(kernel: KernelHarness) -> None:
 @pytest.fixture(scope="module")
 def small_cache_kernel() -> Iterator[KernelHarness]:
     """A kernel whose Out keeps 3 results of at most 1 MB in all, set on its command line."""
-    harness = KernelHarness.start(
-        extra_arguments=["--FastKernelApp.output_cache_entries=3", "--output-cache-bytes=1000000"]
-    )
-    yield harness
-    harness.close()
+    with KernelHarness.start(
+        "--FastKernelApp.output_cache_entries=3", "--output-cache-bytes=1000000"
+    ) as harness:
+        yield harness
 
 
 def test_out_keeps_only_the_configured_number_of_results(small_cache_kernel: KernelHarness) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Execution, KernelHarness
+from tests.harness import Execution, KernelHarness
 
 
 def _ok(kernel: KernelHarness, code: str) -> Execution:
@@ -235,7 +235,7 @@ def test_sys_exit_is_an_error_and_the_kernel_stays_up(kernel: KernelHarness) -> 
         ex = kernel.execute(code)
         assert ex.content["ename"] == "SystemExit"
         assert "SystemExit" in _error_text(ex)
-    assert kernel.km.is_alive()
+    assert kernel.process.alive()
     assert _result(_ok(kernel, "'still up'")) == "'still up'"
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.harness import KernelHarness
+from tests.harness import KernelHarness
 
 pytest.importorskip("IPython")
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from tests.e2e.harness import Execution, KernelHarness
+from tests.harness import Execution, KernelHarness
+from tests.kernels import Kernels
 from tests.spec import validate
 
 SLEEPER = "print('started')\nimport time\ntime.sleep(30)\nprint('not interrupted')"
@@ -22,9 +21,8 @@ def _start_sleeper(kernel: KernelHarness) -> str:
     return msg_id
 
 
-def _assert_interrupted(kernel: KernelHarness, msg_id: str, since: float) -> None:
-    reply = kernel.get_reply(msg_id, timeout=5)
-    assert time.monotonic() - since < 5, "the interrupted cell took too long to end"
+def _assert_interrupted(kernel: KernelHarness, msg_id: str) -> None:
+    reply = kernel.get_reply(msg_id, timeout=5)  # ended by the interrupt, long before the sleep
     validate(reply, "execute_reply", msg_id)
     assert reply["content"]["status"] == "error"
     assert reply["content"]["ename"] == "KeyboardInterrupt"
@@ -44,25 +42,23 @@ def _assert_kernel_works(kernel: KernelHarness) -> None:
 def test_sigint_interrupts_a_running_cell(fresh_kernel: KernelHarness) -> None:
     kernel = fresh_kernel
     msg_id = _start_sleeper(kernel)
-    since = time.monotonic()
-    kernel.km.interrupt_kernel()
-    _assert_interrupted(kernel, msg_id, since)
+    kernel.process.interrupt()
+    _assert_interrupted(kernel, msg_id)
     _assert_kernel_works(kernel)
     # and a second interrupt works as well as the first
     msg_id = _start_sleeper(kernel)
-    since = time.monotonic()
-    kernel.km.interrupt_kernel()
-    _assert_interrupted(kernel, msg_id, since)
+    kernel.process.interrupt()
+    _assert_interrupted(kernel, msg_id)
     _assert_kernel_works(kernel)
 
 
 def test_sigint_while_idle_is_a_no_op(fresh_kernel: KernelHarness) -> None:
     kernel = fresh_kernel
-    kernel.km.interrupt_kernel()
+    kernel.process.interrupt()
     # A shell round trip that runs no user code: the signal, already pending, is handled by now.
     ex = kernel.request("kernel_info_request", {})
     assert ex.content["status"] == "ok"
-    assert kernel.km.is_alive()
+    assert kernel.process.alive()
     _assert_kernel_works(kernel)
     assert [m for m in kernel.stray if m["msg_type"] == "error"] == []
     assert kernel.drain_iopub(timeout=0.1) == []
@@ -71,12 +67,11 @@ def test_sigint_while_idle_is_a_no_op(fresh_kernel: KernelHarness) -> None:
 def test_interrupt_request_on_control_interrupts_a_running_cell(fresh_kernel: KernelHarness) -> None:
     kernel = fresh_kernel
     msg_id = _start_sleeper(kernel)
-    since = time.monotonic()
     interrupt_id = kernel.send("interrupt_request", {}, channel="control")
     interrupt_reply = kernel.get_reply(interrupt_id, channel="control", timeout=5)
     validate(interrupt_reply, "interrupt_reply", interrupt_id)
     assert interrupt_reply["content"]["status"] == "ok"
-    _assert_interrupted(kernel, msg_id, since)
+    _assert_interrupted(kernel, msg_id)
     interrupt_iopub = kernel.collect_iopub(interrupt_id, timeout=5)
     assert [m["content"]["execution_state"] for m in interrupt_iopub] == ["busy", "idle"]
     _assert_kernel_works(kernel)
@@ -96,8 +91,8 @@ def test_control_is_served_while_a_cell_runs(fresh_kernel: KernelHarness) -> Non
     msg_id = _start_sleeper(kernel)
     info = kernel.request("kernel_info_request", {}, channel="control")
     assert info.content["status"] == "ok"
-    kernel.km.interrupt_kernel()
-    _assert_interrupted(kernel, msg_id, time.monotonic())
+    kernel.process.interrupt()
+    _assert_interrupted(kernel, msg_id)
 
 
 @pytest.mark.parametrize("restart", [True, False])
@@ -136,37 +131,26 @@ def test_shutdown_while_a_cell_runs(fresh_kernel: KernelHarness) -> None:
     assert execute_reply["content"]["ename"] == "KeyboardInterrupt"
 
 
-def test_output_before_the_first_iopub_subscriber_is_held_for_it() -> None:
+def test_output_before_the_first_iopub_subscriber_is_held_for_it(kernels: Kernels) -> None:
     """A client that sends a cell before its iopub socket has subscribed still gets its output."""
-    from jupyter_client.manager import KernelManager
-
-    from tests.conftest import KERNEL_NAME
-
-    km = KernelManager(kernel_name=KERNEL_NAME)
-    km.start_kernel()
-    kc = km.client()
-    try:
-        kc.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
-        msg_id = kc.execute("print('early bird')")
-        reply = kc.get_shell_msg(timeout=20)
-        validate(reply, "execute_reply", msg_id)
-        kc.iopub_channel.start()
-        seen = []
-        while not (
-            seen
-            and seen[-1]["msg_type"] == "status"
-            and seen[-1]["parent_header"].get("msg_id") == msg_id
-            and seen[-1]["content"]["execution_state"] == "idle"
-        ):
-            msg = kc.get_iopub_msg(timeout=10)
-            validate(msg)
-            seen.append(msg)
-        types = [m["msg_type"] for m in seen]
-        assert types[0] == "iopub_welcome", types
-        assert "status" in types[1:] and seen[1]["content"].get("execution_state") == "starting", types
-        cell = [m for m in seen if m["parent_header"].get("msg_id") == msg_id]
-        assert [m["msg_type"] for m in cell] == ["status", "execute_input", "stream", "status"]
-        assert cell[2]["content"]["text"] == "early bird\n"
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
+    kc = kernels.start().client(shell=True, iopub=False, stdin=False, hb=False, control=False)
+    msg_id = kc.execute("print('early bird')")
+    reply = kc.get_shell_msg(timeout=20)
+    validate(reply, "execute_reply", msg_id)
+    kc.iopub_channel.start()
+    seen = []
+    while not (
+        seen
+        and seen[-1]["msg_type"] == "status"
+        and seen[-1]["parent_header"].get("msg_id") == msg_id
+        and seen[-1]["content"]["execution_state"] == "idle"
+    ):
+        msg = kc.get_iopub_msg(timeout=10)
+        validate(msg)
+        seen.append(msg)
+    types = [m["msg_type"] for m in seen]
+    assert types[0] == "iopub_welcome", types
+    assert "status" in types[1:] and seen[1]["content"].get("execution_state") == "starting", types
+    cell = [m for m in seen if m["parent_header"].get("msg_id") == msg_id]
+    assert [m["msg_type"] for m in cell] == ["status", "execute_input", "stream", "status"]
+    assert cell[2]["content"]["text"] == "early bird\n"

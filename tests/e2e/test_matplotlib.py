@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import Execution, KernelHarness
+from tests.harness import Execution, KernelHarness
 
 pytest.importorskip("matplotlib")
 Image = pytest.importorskip("PIL.Image")

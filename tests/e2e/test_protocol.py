@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import queue
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 from jupyter_kernel_test.msgspec_v5 import get_error_reply_validator, msg_structure_validator
 
-from tests.e2e.harness import Execution, KernelHarness
+from tests.harness import Execution, KernelHarness
 from tests.spec import PROTOCOL_VERSION, validate
 
 # -- kernel_info -------------------------------------------------------------
@@ -74,7 +72,7 @@ def test_is_complete(kernel: KernelHarness, code: str, status: str, indent: str 
 def test_connect_request_returns_the_connection_file_ports(kernel: KernelHarness) -> None:
     ex = kernel.request("connect_request", {})
     validate(ex.reply, "connect_reply")
-    info = json.loads(Path(kernel.km.connection_file).read_text())
+    info = kernel.process.connection_info()
     assert ex.content["status"] == "ok"
     for name in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"):
         assert ex.content[name] == info[name], name
@@ -235,7 +233,7 @@ def test_deeply_nested_content_on_control_is_answered(fresh_kernel: KernelHarnes
         info = fresh_kernel.request("kernel_info_request", {}, channel="control")
         assert info.content["status"] == "ok"
     except BaseException:
-        fresh_kernel.km.shutdown_kernel(now=True)  # control is dead: a polite shutdown would hang
+        fresh_kernel.process.kill()  # control is dead: a polite shutdown would hang
         raise
 
 
@@ -243,8 +241,7 @@ def test_deeply_nested_content_on_control_is_answered(fresh_kernel: KernelHarnes
 
 
 def test_new_iopub_subscriber_gets_welcome(kernel: KernelHarness) -> None:
-    kc = kernel.new_client()
-    kc.start_channels(shell=False, stdin=False, hb=False, control=False)
+    kc = kernel.new_client(shell=False, stdin=False, hb=False, control=False)
     try:
         msg = kc.get_iopub_msg(timeout=10)
         validate(msg, "iopub_welcome")
@@ -258,8 +255,7 @@ def test_new_iopub_subscriber_gets_welcome(kernel: KernelHarness) -> None:
 
 def test_welcome_for_a_new_subscriber_does_not_disturb_existing_ones(kernel: KernelHarness) -> None:
     """XPUB sends the welcome to every matching subscriber; old clients just see a valid message."""
-    kc = kernel.new_client()
-    kc.start_channels(shell=False, stdin=False, hb=False, control=False)
+    kc = kernel.new_client(shell=False, stdin=False, hb=False, control=False)
     try:
         validate(kc.get_iopub_msg(timeout=10), "iopub_welcome")
     finally:

@@ -1,4 +1,4 @@
-from tests.e2e.harness import KernelHarness
+from tests.harness import KernelHarness
 
 
 def test_execute_prints_and_returns_result(kernel: KernelHarness) -> None:

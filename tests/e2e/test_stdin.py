@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.e2e.harness import TIMEOUT, KernelHarness
+from tests.harness import TIMEOUT, KernelHarness
 from tests.spec import validate
 
 
@@ -53,7 +53,7 @@ def test_input_without_allow_stdin_raises_a_clear_error(kernel: KernelHarness) -
 def test_interrupt_ends_a_pending_input(fresh_kernel: KernelHarness) -> None:
     msg_id = fresh_kernel.kc.execute("input('waiting> ')", allow_stdin=True)
     fresh_kernel.kc.get_stdin_msg(timeout=TIMEOUT)  # the kernel is now blocked on the prompt
-    fresh_kernel.km.interrupt_kernel()
+    fresh_kernel.process.interrupt()
     reply = fresh_kernel.get_reply(msg_id)
     assert reply["content"]["status"] == "error"
     assert reply["content"]["ename"] == "KeyboardInterrupt"

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import Execution, KernelHarness
 from tests.e2e.test_comms import send_comm
+from tests.harness import Execution, KernelHarness
 
 pytest.importorskip("ipywidgets")
 

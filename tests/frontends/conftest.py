@@ -1,7 +1,8 @@
 """Helpers for driving real Jupyter frontends as subprocesses.
 
 ``tests.conftest`` has already put the ``fastkernel-test`` kernelspec on ``JUPYTER_PATH``
-in ``os.environ``; every subprocess started here gets a copy of that environment.
+in ``os.environ`` (tests.kernels.use_test_jupyter_dirs); every subprocess started here gets a
+copy of that environment.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from tests.kernels import pid_alive
 
 BIN_DIR = Path(sys.executable).parent
 
@@ -28,22 +31,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def pid_alive(pid: int) -> bool:
-    """True while ``pid`` runs; a zombie (exited, not yet reaped) counts as gone."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no procfs: os.kill said it exists
-    state = stat.rsplit(")", 1)[1].split()[0]
-    return state not in ("Z", "X")
 
 
 def wait_pid_gone(pid: int, timeout: float) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import jupyter_kernel_test
 
 import tests.spec  # noqa: F401  (teaches msgspec_v5 the iopub_welcome / comm schemas)
-from tests.conftest import KERNEL_NAME
+from tests.kernels import KERNEL_NAME
 
 
 class FastKernelConformanceTests(jupyter_kernel_test.KernelTests):

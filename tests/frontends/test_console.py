@@ -34,16 +34,15 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from tests.conftest import KERNEL_NAME
 from tests.frontends.conftest import (
     BIN_DIR,
     child_pids,
     frontend_env,
-    pid_alive,
     tcp_established,
     wait_for,
     wait_pid_gone,
 )
+from tests.kernels import KERNEL_NAME, pid_alive
 
 TIMEOUT = 30
 ORPHAN_TIMEOUT = 5  # ipykernel notices a dead parent within about a second

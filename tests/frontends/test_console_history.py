@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import install_kernelspec
 from tests.frontends import test_console
 from tests.frontends.test_console import Console, _exit_pt_console
+from tests.kernels import install_kernelspec
 
 pytestmark = pytest.mark.timeout(90)
 

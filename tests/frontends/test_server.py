@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 import websocket
 
-from tests.conftest import KERNEL_NAME
-from tests.frontends.conftest import free_port, frontend_env, pid_alive, wait_pid_gone
+from tests.frontends.conftest import free_port, frontend_env, wait_pid_gone
+from tests.kernels import KERNEL_NAME, pid_alive
 from tests.spec import validate
 
 TIMEOUT = 20

@@ -1,9 +1,11 @@
 """Hostile input: forged, replayed, oversized and malformed traffic, client churn, unsafe set-ups.
 
-Every test starts its own kernel process (``python -m fastkernel -f FILE``) with its stderr in a
-file, so that log volume can be counted, and talks to it over raw zmq sockets, so that it can
-send what no well-behaved client would. Figures that the issue names (latency, CPU per forged
-message, RSS, file descriptors) are printed; run with ``-s`` to see them.
+Every test starts its own kernel process (tests.kernels, ``python -m fastkernel -f FILE``) with
+its stderr in a file, so that log lines can be counted, and talks to it over raw zmq sockets,
+so that it can send what no well-behaved client would. The tests assert behaviour (every forged
+message rejected and counted, other clients answered, memory and file descriptors bounded);
+RSS and file descriptor figures are printed (``-s``). Timings (rejection rate, latencies, CPU
+per forged message) are measured by benchmarks/hostile.py (``python benchmarks/run.py --hostile``).
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ import hmac
 import json
 import os
 import random
+import re
 import secrets
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -30,6 +32,7 @@ from jupyter_client.connect import write_connection_file
 from jupyter_kernel_test.msgspec_v5 import get_error_reply_validator, msg_structure_validator
 
 from fastkernel.transport.connection import ConnectionInfo, reachable_from_network
+from tests.kernels import KernelProcess, Kernels, NewConnectionFile, read_ports
 from tests.spec import validate
 
 DELIM = b"<IDS|MSG>"
@@ -128,35 +131,25 @@ class Peer:
 
 
 class Kernel:
-    """A fastkernel process on a connection file written by jupyter_client (mode 0600)."""
+    """A kernel process (tests.kernels, its stderr in a log file) and raw zmq peers of it."""
 
-    def __init__(self, tmp_path: Path, *args: str, ip: str = "127.0.0.1", mode: int | None = None) -> None:
-        self.dir = tmp_path
-        self.path = tmp_path / "kernel.json"
-        self.key = secrets.token_hex(32).encode()
-        _, info = write_connection_file(str(self.path), ip=ip, key=self.key)
-        self.info = dict(info)
-        if mode is not None:
-            self.path.chmod(mode)
-        self.stderr_path = tmp_path / "kernel-stderr.log"
+    def __init__(self, process: KernelProcess) -> None:
+        self.process = process
+        self.info = read_ports(process.connection_file) if process.connection_file else None
+        self.key = self.info["key"].encode() if self.info else b""
         self.ctx = zmq.Context()
         self.peers: list[Peer] = []
-        env = {k: v for k, v in os.environ.items() if k != "JPY_PARENT_PID"}
-        with open(self.stderr_path, "wb") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "fastkernel", "-f", str(self.path), "--history-file=:memory:", *args],
-                cwd=tmp_path,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        return self.process.popen
 
     @property
     def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
+        return self.process.stderr
 
     def address(self, channel: str) -> str:
+        assert self.info is not None
         return f"tcp://127.0.0.1:{self.info[f'{channel}_port']}"
 
     def peer(self, channel: str = "shell") -> Peer:
@@ -180,10 +173,6 @@ class Kernel:
     def _stat(self) -> list[str]:
         return Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
 
-    def cpu_seconds(self) -> float:
-        fields = self._stat()  # fields[11], [12]: utime, stime (after the command name)
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
     def rss(self) -> int:
         return int(self._stat()[21]) * PAGE
 
@@ -201,33 +190,31 @@ class Kernel:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+        self.close()
+        return self.stderr
+
+    def close(self) -> None:
+        """Close the peers (and monitors a failed test left open)."""
         for peer in self.peers:
             peer.close()
         self.peers.clear()
         self.ctx.destroy(linger=0)
-        return self.stderr
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
 
 
 @pytest.fixture
-def start(tmp_path: Path) -> Iterator[Callable[..., Kernel]]:
+def start(kernels: Kernels) -> Iterator[Callable[..., Kernel]]:
+    """Start a kernel (``ip``, ``mode``: of its connection file, as jupyter_client writes it)."""
     started: list[Kernel] = []
 
-    def launch(*args: str, **kwargs: Any) -> Kernel:
-        sub = tmp_path / f"kernel-{len(started)}"
-        sub.mkdir()
-        kernel = Kernel(sub, *args, **kwargs)
+    def launch(*args: str, ip: str = "127.0.0.1", mode: int = 0o600) -> Kernel:
+        connection = NewConnectionFile(ip=ip, mode=mode)
+        kernel = Kernel(kernels.start(*args, connection=connection, log=True))
         started.append(kernel)
         return kernel
 
     yield launch
     for kernel in started:
-        kernel.kill()
-        kernel.ctx.destroy(linger=0)  # closes monitors and peers a failed test left open
+        kernel.close()
 
 
 def _flood(peer: Peer, count: int, msg_type: str = "execute_request") -> threading.Thread:
@@ -257,58 +244,46 @@ def _rejected_totals(stderr: str) -> dict[str, int]:
 
 
 FORGED = 10_000
+REJECTED = re.compile(r"rejected (\d+) message\(s\)")  # the kernel's line about rejections
 
 
 def _forged_flood(start: Callable[..., Kernel], count: int) -> None:
     kernel = start()
     kernel.ready()
     shell, control, forger = kernel.peer("shell"), kernel.peer("control"), kernel.peer("shell")
-    shell.request("kernel_info_request")
-    control.request("kernel_info_request")
-    cpu_before = kernel.cpu_seconds()
-    began = time.monotonic()
     flood = _flood(forger, count)
-    latencies: dict[str, list[float]] = {"shell": [], "control": []}
-    while flood.is_alive() or min(len(v) for v in latencies.values()) < 20:
+    answered = {"shell": 0, "control": 0}
+    while flood.is_alive() or min(answered.values()) < 20:  # other clients go on being answered
         for name, peer in (("shell", shell), ("control", control)):
-            t0 = time.perf_counter()
             reply = peer.request("kernel_info_request", timeout=10)
-            latencies[name].append(time.perf_counter() - t0)
             assert reply["content"]["status"] == "ok"
+            answered[name] += 1
     flood.join()
     # The forger's own valid request is answered after all of its forgeries were handled.
     assert forger.request("kernel_info_request", timeout=60)["content"]["status"] == "ok"
-    elapsed = time.monotonic() - began
-    cpu = kernel.cpu_seconds() - cpu_before
     assert kernel.proc.poll() is None, "a forged execute_request ran"
     stderr = kernel.stop()
     assert kernel.proc.returncode == 0, stderr
     totals = _rejected_totals(stderr)
     assert totals == {"shell:bad_signature": count}, totals
     assert len(forger.replies) == 1, "a forged request was answered"
-    reject_lines = [line for line in stderr.splitlines() if "rejected" in line]
-    # One line at the first rejection, at most one per 5 s after, one summary at shutdown.
-    assert len(reject_lines) <= 3 + elapsed / 5, reject_lines
-    assert len(stderr.splitlines()) < 10 + elapsed / 5, stderr
+    _assert_rejections_are_logged_in_summaries(stderr, count)
     assert "Traceback" not in stderr
-    per_msg_us = cpu / count * 1e6
-    for name, values in latencies.items():
-        values.sort()
-        p50, worst = values[len(values) // 2], values[-1]
-        print(
-            f"\n{count} forged: kernel_info on {name} during the flood: median {p50 * 1e3:.2f} ms, "
-            f"max {worst * 1e3:.2f} ms over {len(values)} requests"
-        )
-        assert p50 < 0.5, (name, values)  # the issue's bound is 100 ms; this machine is shared
-        assert worst < 2.0, (name, values)
-    print(
-        f"{count} forged rejected in {elapsed:.2f} s ({count / elapsed:.0f}/s), kernel CPU {cpu:.2f} s "
-        f"({per_msg_us:.0f} us per message), {len(reject_lines)} log lines"
-    )
-    assert per_msg_us < 1000, per_msg_us  # about 30-60 us measured
 
 
-def test_forged_flood_is_rejected_cheaply_while_other_clients_are_answered(
+def _assert_rejections_are_logged_in_summaries(stderr: str, count: int) -> None:
+    """The first rejection is logged at once; later ones in summary lines (at most one per 5 s,
+    and one at shutdown) which, together, count every rejection once: far fewer lines than
+    forged messages, and nothing else logged about them."""
+    lines = stderr.splitlines()
+    reported = [int(found.group(1)) for line in lines if (found := REJECTED.search(line))]
+    assert reported[0] == 1, reported
+    assert sum(reported) == count, reported
+    assert len(reported) * 100 <= count, reported
+    assert len(lines) - len(reported) < 10, stderr
+
+
+def test_forged_flood_is_rejected_while_other_clients_are_answered(
     start: Callable[..., Kernel],
 ) -> None:
     _forged_flood(start, FORGED)
@@ -569,7 +544,6 @@ def _churn(start: Callable[..., Kernel], clients: int, batch: int = 50) -> None:
     fds_before, rss_before = kernel.fds(), kernel.rss()
     ctx = zmq.Context()
     answered = 0
-    began = time.monotonic()
     try:
         for first in range(0, clients, batch):
             waiting: list[tuple[Peer, str]] = []
@@ -590,7 +564,6 @@ def _churn(start: Callable[..., Kernel], clients: int, batch: int = 50) -> None:
                 peer.close()
     finally:
         ctx.term()
-    elapsed = time.monotonic() - began
     last = shell.request("execute_request", {"code": "n"})["content"]
     assert last["status"] == "ok"
     executes = len(range(0, clients, 3))
@@ -601,7 +574,7 @@ def _churn(start: Callable[..., Kernel], clients: int, batch: int = 50) -> None:
     fds = kernel.fds()
     grown = kernel.rss() - rss_before
     print(
-        f"\n{clients} churning clients in {elapsed:.1f} s, {answered} waited and were answered; "
+        f"\n{clients} churning clients, {answered} waited and were answered; "
         f"{ran - waited_executes} of {executes - waited_executes} requests of clients that left reached it; "
         f"kernel fds {fds_before} -> {fds}, RSS grew {grown / 2**20:.1f} MiB"
     )

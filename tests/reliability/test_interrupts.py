@@ -1,12 +1,13 @@
 """Interrupts, both ways a frontend sends them, against every kind of wait a cell can be in.
 
-- signal mode (kernelspec ``interrupt_mode: signal``): jupyter_client sends SIGINT to the
-  kernel's process group;
+- signal mode (kernelspec ``interrupt_mode: signal``): SIGINT to the kernel's process group,
+  as jupyter_client sends it;
 - message mode: ``interrupt_request`` on control, answered by ``interrupt_reply``.
 
-Each interrupt must end the cell with a KeyboardInterrupt error within a second or so (we
-assert 5 s, a bound for loaded machines) and leave no child process behind; an interrupt
-storm must lose no reply; an interrupt while idle must change nothing.
+Each interrupt must end the cell with a KeyboardInterrupt error (the tests wait up to 5 s for
+it, where the wait itself would last 30 s or for ever) and leave no child process behind; an
+interrupt storm must lose no reply; an interrupt while idle must change nothing. How fast an
+interrupt takes effect is measured by benchmarks/interrupts.py (and printed here, ``-s``).
 """
 
 from __future__ import annotations
@@ -16,15 +17,17 @@ import random
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from tests.e2e.harness import TIMEOUT, KernelHarness
+from tests.harness import TIMEOUT, KernelHarness
+from tests.kernels import pid_alive
 from tests.spec import validate
 
 MODES = ["signal", "message"]
-BOUND_S = 5.0  # the assertion; the figures measured are near 0.01 s (docs/reliability.md)
+BOUND_S = 5.0  # how long an interrupted cell may take to end, else the interrupt was missed
 
 # (name, code, allow_stdin). Each cell prints "started" before it begins to wait.
 WAITS = [
@@ -38,15 +41,14 @@ WAITS = [
 
 @pytest.fixture(scope="module")
 def kernel() -> Iterator[KernelHarness]:
-    harness = KernelHarness.start()
-    yield harness
-    harness.close()
+    with KernelHarness.start() as harness:
+        yield harness
 
 
 def interrupt(kernel: KernelHarness, mode: str) -> str | None:
     """Interrupt as a frontend does in ``mode``; the interrupt_request's msg_id in message mode."""
     if mode == "signal":
-        kernel.km.interrupt_kernel()  # the test kernelspec declares interrupt_mode: signal
+        kernel.process.interrupt()  # SIGINT to its process group, as jupyter_client sends it
         return None
     return kernel.send("interrupt_request", {}, channel="control")
 
@@ -57,10 +59,6 @@ def check_interrupt_reply(kernel: KernelHarness, msg_id: str | None) -> None:
     reply = kernel.get_reply(msg_id, channel="control", timeout=TIMEOUT)
     validate(reply, "interrupt_reply", msg_id)
     assert reply["content"] == {"status": "ok"}
-
-
-def kernel_pid(kernel: KernelHarness) -> int:
-    return kernel.km.provisioner.process.pid  # type: ignore[union-attr]
 
 
 def _ppids() -> dict[int, int]:
@@ -90,15 +88,7 @@ def live_descendants(pid: int) -> set[int]:
 
 
 def alive(pids: set[int]) -> set[int]:
-    live = set()
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                if stat.read().rsplit(")", 1)[1].split()[0] != "Z":
-                    live.add(pid)
-        except OSError:
-            pass
-    return live
+    return {pid for pid in pids if pid_alive(pid)}
 
 
 def wait_until(predicate: Any, timeout: float, what: str) -> Any:
@@ -118,9 +108,6 @@ def assert_kernel_works(kernel: KernelHarness) -> None:
     assert ex.of_type("error") == []
 
 
-LATENCIES: dict[str, float] = {}
-
-
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(("name", "code", "allow_stdin"), WAITS, ids=[w[0] for w in WAITS])
 def test_interrupt_ends_the_wait_with_keyboard_interrupt(
@@ -135,18 +122,15 @@ def test_interrupt_ends_the_wait_with_keyboard_interrupt(
         request = kernel.kc.get_stdin_msg(timeout=TIMEOUT)
         validate(request, "input_request")
     elif name in ("shell escape", "subprocess"):
-        pid = kernel_pid(kernel)
+        pid = kernel.process.pid
         children = wait_until(lambda: live_descendants(pid), TIMEOUT, "the cell's child process")
     since = time.monotonic()
     interrupt_id = interrupt(kernel, mode)
-    reply = kernel.get_reply(msg_id, timeout=TIMEOUT)
-    latency = time.monotonic() - since
-    LATENCIES[f"{name}/{mode}"] = latency
-    print(f"interrupt latency {name} ({mode} mode): {latency * 1000:.0f} ms")
+    reply = kernel.get_reply(msg_id, timeout=BOUND_S)  # ended by the interrupt, not by itself
+    print(f"interrupt latency {name} ({mode} mode): {(time.monotonic() - since) * 1000:.0f} ms")
     validate(reply, "execute_reply", msg_id)
     assert reply["content"]["status"] == "error"
     assert reply["content"]["ename"] == "KeyboardInterrupt"
-    assert latency < BOUND_S, f"the interrupted cell took {latency:.1f} s to end"
     check_interrupt_reply(kernel, interrupt_id)
     iopub = kernel.collect_iopub(msg_id)
     errors = [m for m in iopub if m["msg_type"] == "error"]
@@ -180,26 +164,34 @@ def cell(rng: random.Random) -> str:
     )
 
 
-def run_storm(kernel: KernelHarness, mode: str, n: int, seed: int) -> Counter[str]:
-    """``n`` short cells, interrupts at random moments; check every request's answer.
+@dataclass
+class Storm:
+    """What a storm sent: its execute_requests, and its interrupts (the interrupt_requests in
+    message mode, a count of signals in signal mode)."""
 
-    Returns how many replies had each outcome (ok, KeyboardInterrupt, ExecutionAborted).
-    """
-    rng = random.Random(seed)
-    ids: list[str] = []
-    interrupts: list[str] = []
-    signals = 0
+    ids: list[str] = field(default_factory=list)
+    interrupt_ids: list[str] = field(default_factory=list)
+    signals: int = 0
+
+
+def send_storm(kernel: KernelHarness, mode: str, n: int, rng: random.Random) -> Storm:
+    """``n`` short cells, interrupts at random moments between them."""
+    storm = Storm()
     for _ in range(n):
-        ids.append(kernel.kc.execute(cell(rng), stop_on_error=rng.random() < 0.5))
+        storm.ids.append(kernel.kc.execute(cell(rng), stop_on_error=rng.random() < 0.5))
         if rng.random() < 0.4:
             time.sleep(rng.uniform(0, 0.02))  # a random moment: not a wait for any condition
             interrupt_id = interrupt(kernel, mode)
             if interrupt_id is None:
-                signals += 1
+                storm.signals += 1
             else:
-                interrupts.append(interrupt_id)
-    # A request sent after all the others: its reply comes after theirs on shell.
-    marker = kernel.send("kernel_info_request", {})
+                storm.interrupt_ids.append(interrupt_id)
+    return storm
+
+
+def storm_replies(kernel: KernelHarness, storm: Storm, marker: str) -> dict[str, dict[str, Any]]:
+    """The execute_reply to each request of ``storm``: one each, none to anything else, all
+    before the reply to ``marker``, a request sent after them."""
     replies: dict[str, dict[str, Any]] = {}
     deadline = time.monotonic() + 60
     while True:
@@ -209,20 +201,33 @@ def run_storm(kernel: KernelHarness, mode: str, n: int, seed: int) -> Counter[st
             validate(msg, "kernel_info_reply", marker)
             break
         validate(msg, "execute_reply", parent)
-        assert parent in ids, f"a reply to a request never sent: {parent}"
+        assert parent in storm.ids, f"a reply to a request never sent: {parent}"
         assert parent not in replies, f"two replies to {parent}"
         replies[parent] = msg
-    missing = [i for i in ids if i not in replies]
-    assert not missing, f"{len(missing)} of {n} execute_requests got no reply"
+    missing = [i for i in storm.ids if i not in replies]
+    assert not missing, f"{len(missing)} of {len(storm.ids)} execute_requests got no reply"
+    return replies
+
+
+def storm_outcomes(storm: Storm, replies: dict[str, dict[str, Any]]) -> Counter[str]:
+    """How many replies had each outcome (ok, KeyboardInterrupt, ExecutionAborted: no other)."""
     outcomes: Counter[str] = Counter()
-    for msg_id in ids:
+    for msg_id in storm.ids:
         content = replies[msg_id]["content"]
         outcome = "ok" if content["status"] == "ok" else content.get("ename", content["status"])
         assert outcome in ("ok", "KeyboardInterrupt", "ExecutionAborted"), content
         outcomes[outcome] += 1
-    for interrupt_id in interrupts:
-        check_interrupt_reply(kernel, interrupt_id)
-    # iopub: busy and idle once per request; an error message exactly for interrupted cells.
+    return outcomes
+
+
+def check_storm_iopub(
+    kernel: KernelHarness,
+    storm: Storm,
+    replies: dict[str, dict[str, Any]],
+    marker: str,
+    outcomes: Counter[str],
+) -> None:
+    """iopub: busy and idle once per request; an error message exactly for interrupted cells."""
     states: Counter[tuple[str, str]] = Counter()
     errors: Counter[str] = Counter()
     kernel.wait_for_iopub(
@@ -240,12 +245,28 @@ def run_storm(kernel: KernelHarness, mode: str, n: int, seed: int) -> Counter[st
         elif msg["msg_type"] == "error":
             errors[parent] += 1
     kernel.stray.clear()
-    for msg_id in ids:
+    for msg_id in storm.ids:
         assert states[(msg_id, "busy")] == 1 and states[(msg_id, "idle")] == 1, msg_id
         interrupted = replies[msg_id]["content"].get("ename") == "KeyboardInterrupt"
         assert errors[msg_id] == (1 if interrupted else 0), (msg_id, replies[msg_id]["content"])
-    assert sum(errors[i] for i in ids) == outcomes["KeyboardInterrupt"]
-    print(f"storm ({mode} mode, {n} cells, {signals or len(interrupts)} interrupts): {dict(outcomes)}")
+    assert sum(errors[i] for i in storm.ids) == outcomes["KeyboardInterrupt"]
+
+
+def run_storm(kernel: KernelHarness, mode: str, n: int, seed: int) -> Counter[str]:
+    """``n`` short cells, interrupts at random moments; check every request's answer.
+
+    Returns how many replies had each outcome (ok, KeyboardInterrupt, ExecutionAborted).
+    """
+    storm = send_storm(kernel, mode, n, random.Random(seed))
+    # A request sent after all the others: its reply comes after theirs on shell.
+    marker = kernel.send("kernel_info_request", {})
+    replies = storm_replies(kernel, storm, marker)
+    outcomes = storm_outcomes(storm, replies)
+    for interrupt_id in storm.interrupt_ids:
+        check_interrupt_reply(kernel, interrupt_id)
+    check_storm_iopub(kernel, storm, replies, marker, outcomes)
+    interrupts = storm.signals or len(storm.interrupt_ids)
+    print(f"storm ({mode} mode, {n} cells, {interrupts} interrupts): {dict(outcomes)}")
     return outcomes
 
 

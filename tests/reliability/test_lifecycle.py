@@ -1,7 +1,7 @@
 """The kernel process's life: it dies with its launcher, ends its children, and names a crash.
 
-Each test starts kernels of its own, as a frontend would (a launcher process, or
-jupyter_client's KernelManager), and measures what a user would notice: how long an orphaned
+Each test starts kernels of its own (tests.kernels: through a launcher process, or as
+jupyter_client starts them), and measures what a user would notice: how long an orphaned
 kernel or a shut down one stays around, whether processes started by cells survive it, and
 what its stderr says when a cell crashes it. The figures are printed (``pytest -s``).
 """
@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from jupyter_client.blocking.client import BlockingKernelClient
-from jupyter_client.manager import KernelManager
 
-from tests.conftest import KERNEL_NAME
-from tests.e2e.harness import KernelHarness
+from tests.harness import KernelHarness
+from tests.kernels import KernelProcess, Kernels, pid_alive, write_connection_file
 from tests.spec import validate
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds processes through /proc")
@@ -32,87 +30,26 @@ pytestmark = pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds proces
 TIMEOUT = 20
 ORPHAN_EXIT_BOUND = 5.0  # the parent is checked once a second; then a normal shutdown
 STUCK_ORPHAN_EXIT_BOUND = 9.0  # plus ORPHAN_EXIT_S (3 s) when the cell ignores KeyboardInterrupt
-SHUTDOWN_BOUND = 1.0  # an idle kernel without children, from shutdown_request to process exit
 CHILDREN_BOUND = 5.0  # plus the 1 s grace before SIGKILL and the scans of /proc
 
-# A frontend stand-in: starts the kernel (directly, or through a shell that stays as its parent),
-# prints the pid of the process it started, and waits to be killed.
-LAUNCHER = r"""
-import os, subprocess, sys
-mode, connection_file, stderr_path = sys.argv[1:4]
-env = dict(os.environ)
-env.pop("JPY_PARENT_PID", None)
-if mode in ("jpy", "wrapper"):
-    env["JPY_PARENT_PID"] = str(os.getpid())  # as jupyter_client does
-kernel = [sys.executable, "-m", "fastkernel", "-f", connection_file, "--history-file=:memory:"]
-if mode == "wrapper":  # not the last command, so sh forks the kernel and stays its parent
-    kernel = ["sh", "-c", '"$@"; echo "kernel ended" >&2', "sh", *kernel]
-with open(stderr_path, "ab") as stderr:
-    quiet = dict(stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    proc = subprocess.Popen(kernel, env=env, stderr=stderr, **quiet)
-print(proc.pid, flush=True)
-sys.stdin.read()
-"""
 
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie, exited but not yet reaped, does not)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return False
-    return data[data.rfind(b")") + 2 :].split()[0] not in (b"Z", b"X")
-
-
-def wait_gone(pids: list[int], timeout: float, what: str, log: Path | None = None) -> float:
-    """Poll until no pid in ``pids`` runs; return the seconds it took, fail after ``timeout``."""
+def wait_gone(pids: list[int], timeout: float, what: str, kernel: KernelProcess | None = None) -> float:
+    """Poll until no pid in ``pids`` runs; return the seconds it took, fail after ``timeout``
+    (with ``kernel``'s log)."""
     start = time.monotonic()
-    while any(alive(pid) for pid in pids):
+    while any(pid_alive(pid) for pid in pids):
         if time.monotonic() - start > timeout:
-            running = [pid for pid in pids if alive(pid)]
-            detail = log.read_text(errors="replace") if log is not None else ""
-            pytest.fail(f"{what}: still running after {timeout} s: {running}\n{detail}")
+            running = [pid for pid in pids if pid_alive(pid)]
+            log = kernel.stderr if kernel is not None else ""
+            pytest.fail(f"{what}: still running after {timeout} s: {running}\n{log}")
         time.sleep(0.02)
     return time.monotonic() - start
 
 
 def kill_all(pids: list[int]) -> None:
     for pid in pids:
-        if alive(pid):
+        if pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
-
-
-def write_connection_file(path: Path) -> None:
-    channels = ("shell", "iopub", "stdin", "control", "hb")
-    info = {
-        "transport": "tcp",
-        "ip": "127.0.0.1",
-        "key": secrets.token_hex(16),
-        "signature_scheme": "hmac-sha256",
-        **{f"{c}_port": 0 for c in channels},
-    }
-    path.write_text(json.dumps(info))
-    path.chmod(0o600)  # the kernel refuses a connection file others can read
-
-
-def connect(path: Path, stderr: Path) -> BlockingKernelClient:
-    """A client of the kernel using ``path``, once the kernel has written its ports there."""
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        try:
-            info = json.loads(path.read_text())
-        except (OSError, ValueError):
-            info = {}
-        if info.get("shell_port") and info.get("hb_port"):
-            break
-        if time.monotonic() > deadline:
-            pytest.fail(f"the kernel did not write its ports:\n{stderr.read_text(errors='replace')}")
-        time.sleep(0.02)
-    kc = BlockingKernelClient(connection_file=str(path))
-    kc.load_connection_file()
-    kc.start_channels()
-    return kc
 
 
 def run(kc: BlockingKernelClient, code: str) -> dict[str, Any]:
@@ -128,47 +65,32 @@ def value(content: dict[str, Any]) -> Any:
     return json.loads(content["user_expressions"]["out"]["data"]["text/plain"].strip("'"))
 
 
-class Launcher:
-    """A frontend stand-in process that starts a kernel (see LAUNCHER), to be SIGKILLed."""
+@dataclass
+class Launched:
+    """A kernel started by a launcher process (tests.kernels.LAUNCHER), to be SIGKILLed."""
 
-    def __init__(self, mode: str, tmp_path: Path) -> None:
-        self.connection_file = tmp_path / f"kernel-{mode}.json"
-        self.stderr = tmp_path / f"kernel-{mode}.log"
-        write_connection_file(self.connection_file)
-        env = dict(os.environ)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", LAUNCHER, mode, str(self.connection_file), str(self.stderr)],
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-        assert self.proc.stdout is not None
-        self.started = int(self.proc.stdout.readline())  # the kernel, or the shell around it
-        self.kc = connect(self.connection_file, self.stderr)
-        self.kernel_pid = value(run(self.kc, "import os, json\n_out = json.dumps(os.getpid())"))
-
-    def close(self) -> None:
-        self.kc.stop_channels()
-        kill_all([self.kernel_pid, self.started])
-        self.proc.kill()
-        self.proc.wait(timeout=TIMEOUT)
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            if pipe is not None:
-                pipe.close()
+    process: KernelProcess  # popen: the launcher; pid: what it started (the kernel, or a shell)
+    kc: BlockingKernelClient
+    kernel_pid: int  # the kernel's own pid, asked of the kernel
 
 
 @pytest.fixture
-def launch(tmp_path: Path) -> Iterator[Callable[[str], Launcher]]:
-    started: list[Launcher] = []
+def launch(kernels: Kernels, tmp_path: Path) -> Iterator[Callable[[str], Launched]]:
+    """Start a kernel through a launcher in the given mode (see LAUNCHER); its connection file
+    has port 0 (the kernel writes the ports it binds)."""
+    kernel_pids: list[int] = []
 
-    def start(mode: str) -> Launcher:
-        launcher = Launcher(mode, tmp_path)
-        started.append(launcher)
-        return launcher
+    def start(mode: str) -> Launched:
+        path = tmp_path / f"kernel-{mode}.json"
+        write_connection_file(path)
+        process = kernels.start(connection=path, log=True, launcher=mode)
+        kc = process.client()
+        kernel_pid = value(run(kc, "import os, json\n_out = json.dumps(os.getpid())"))
+        kernel_pids.append(kernel_pid)
+        return Launched(process, kc, kernel_pid)
 
     yield start
-    for launcher in started:
-        launcher.close()
+    kill_all(kernel_pids)  # behind a wrapper shell, the kernel is not the launcher's child
 
 
 # -- the kernel outlives no launcher ---------------------------------------------------
@@ -182,20 +104,21 @@ def launch(tmp_path: Path) -> Iterator[Callable[[str], Launcher]]:
         "plain",  # no JPY_PARENT_PID at all: the kernel notices it was reparented
     ],
 )
-def test_kernel_exits_when_its_launcher_is_killed(mode: str, launch: Callable[[str], Launcher]) -> None:
+def test_kernel_exits_when_its_launcher_is_killed(mode: str, launch: Callable[[str], Launched]) -> None:
     launcher = launch(mode)
+    started = launcher.process.pid  # the kernel, or the shell around it
     if mode == "wrapper":
-        assert launcher.started != launcher.kernel_pid, "the shell should have forked the kernel"
-    launcher.proc.kill()
-    launcher.proc.wait(timeout=TIMEOUT)
-    took = wait_gone([launcher.kernel_pid], ORPHAN_EXIT_BOUND, "the orphaned kernel", launcher.stderr)
+        assert started != launcher.kernel_pid, "the shell should have forked the kernel"
+    launcher.process.popen.kill()
+    launcher.process.popen.wait(timeout=TIMEOUT)
+    took = wait_gone([launcher.kernel_pid], ORPHAN_EXIT_BOUND, "the orphaned kernel", launcher.process)
     print(f"\n{mode}: orphaned kernel gone {took:.2f} s after its launcher was killed")
-    assert "is gone: shutting down" in launcher.stderr.read_text()
+    assert "is gone: shutting down" in launcher.process.stderr
     if mode == "wrapper":  # the shell in between ends with the kernel
-        wait_gone([launcher.started], ORPHAN_EXIT_BOUND, "the wrapper shell")
+        wait_gone([started], ORPHAN_EXIT_BOUND, "the wrapper shell")
 
 
-def test_orphaned_kernel_exits_even_if_a_cell_ignores_interrupts(launch: Callable[[str], Launcher]) -> None:
+def test_orphaned_kernel_exits_even_if_a_cell_ignores_interrupts(launch: Callable[[str], Launched]) -> None:
     launcher = launch("plain")
     kc = launcher.kc
     cell = kc.execute(
@@ -207,11 +130,11 @@ def test_orphaned_kernel_exits_even_if_a_cell_ignores_interrupts(launch: Callabl
         msg = kc.get_iopub_msg(timeout=max(0.01, deadline - time.monotonic()))
         if msg["parent_header"].get("msg_id") == cell and msg["msg_type"] == "stream":
             break
-    launcher.proc.kill()
-    launcher.proc.wait(timeout=TIMEOUT)
-    took = wait_gone([launcher.kernel_pid], STUCK_ORPHAN_EXIT_BOUND, "the stuck orphan", launcher.stderr)
+    launcher.process.popen.kill()
+    launcher.process.popen.wait(timeout=TIMEOUT)
+    took = wait_gone([launcher.kernel_pid], STUCK_ORPHAN_EXIT_BOUND, "the stuck orphan", launcher.process)
     print(f"\norphaned kernel with a cell ignoring interrupts gone after {took:.2f} s")
-    assert "did not stop" in launcher.stderr.read_text()
+    assert "did not stop" in launcher.process.stderr
 
 
 # -- children end with the kernel --------------------------------------------------------
@@ -244,25 +167,24 @@ def _descendants(pid: int) -> list[int]:
 
 @pytest.fixture
 def harness() -> Iterator[KernelHarness]:
-    kernel = KernelHarness.start()
-    yield kernel
-    kernel.close()
+    """A kernel of its own, its log (what it did at shutdown) in a file."""
+    with KernelHarness.start(log=True) as kernel:
+        yield kernel
 
 
 def _start_children(kernel: KernelHarness) -> list[int]:
     content = kernel.execute(START_CHILDREN, user_expressions={"out": "_out"}).content
     assert content["status"] == "ok", content
     pids: list[int] = json.loads(content["user_expressions"]["out"]["data"]["text/plain"].strip("'"))
-    kernel_pid = kernel.km.provisioner.process.pid  # type: ignore[union-attr]
-    grandchildren = [pid for pid in _descendants(kernel_pid) if pid not in pids]  # sh's sleep
+    grandchildren = [pid for pid in _descendants(kernel.process.pid) if pid not in pids]  # sh's sleep
     assert grandchildren, "the stubborn shell's sleep should be running"
-    assert all(alive(pid) for pid in pids)
+    assert all(pid_alive(pid) for pid in pids)
     return pids + grandchildren
 
 
 def test_shutdown_ends_the_processes_cells_started(harness: KernelHarness) -> None:
     children = _start_children(harness)
-    process = harness.km.provisioner.process  # type: ignore[union-attr]
+    process = harness.process.popen
     try:
         since = time.monotonic()
         msg_id = harness.send("shutdown_request", {"restart": False}, channel="control")
@@ -271,10 +193,11 @@ def test_shutdown_ends_the_processes_cells_started(harness: KernelHarness) -> No
         assert reply["content"]["status"] == "ok"
         process.wait(timeout=CHILDREN_BOUND)
         exited = time.monotonic() - since
-        left = [pid for pid in children if alive(pid)]
+        left = [pid for pid in children if pid_alive(pid)]
         assert left == [], f"children outlived the kernel: {left}"
         # the SIGTERM-ignoring shell needed the SIGKILL after the grace period
-        assert 0.9 < exited < CHILDREN_BOUND, exited
+        log = harness.process.stderr
+        assert "child process(es) still running after 1.0 s" in log, log
         print(f"\nshutdown with {len(children)} children: replied {replied:.3f} s, exited {exited:.2f} s")
     finally:
         kill_all(children)
@@ -287,28 +210,28 @@ def test_restart_ends_the_processes_cells_started(harness: KernelHarness) -> Non
     ).content
     child = json.loads(content["user_expressions"]["out"]["data"]["text/plain"].strip("'"))
     try:
-        harness.km.restart_kernel(now=False)
+        harness.process.restart()
         took = wait_gone([child], CHILDREN_BOUND, "the child of the restarted kernel")
-        print(f"\nrestart: child gone {took:.2f} s after restart_kernel returned")
+        print(f"\nrestart: child gone {took:.2f} s after the restart returned")
         harness.kc.wait_for_ready(timeout=TIMEOUT)  # the new kernel serves
         assert harness.execute("1 + 1").content["status"] == "ok"
     finally:
         kill_all([child])
 
 
-def test_idle_shutdown_exits_within_a_second(harness: KernelHarness) -> None:
-    process = harness.km.provisioner.process  # type: ignore[union-attr]
+def test_idle_shutdown_exits_at_once(harness: KernelHarness) -> None:
+    process = harness.process.popen
     since = time.monotonic()
     msg_id = harness.send("shutdown_request", {"restart": False}, channel="control")
     harness.get_reply(msg_id, channel="control", timeout=5)
     assert process.wait(timeout=5) == 0
     took = time.monotonic() - since
     print(f"\nidle shutdown: process exited {took:.3f} s after shutdown_request")
-    assert took < SHUTDOWN_BOUND
+    assert "child process" not in harness.process.stderr, "no child to end, so no grace period to wait"
 
 
-def test_shutdown_during_a_cell_interrupts_it_and_exits_quickly(harness: KernelHarness) -> None:
-    process = harness.km.provisioner.process  # type: ignore[union-attr]
+def test_shutdown_during_a_cell_interrupts_it_and_exits_at_once(harness: KernelHarness) -> None:
+    process = harness.process.popen
     cell = harness.kc.execute("print('started', flush=True)\nimport time\ntime.sleep(60)")
     harness.wait_for_iopub(lambda m: m["parent_header"].get("msg_id") == cell and m["msg_type"] == "stream")
     since = time.monotonic()
@@ -319,33 +242,24 @@ def test_shutdown_during_a_cell_interrupts_it_and_exits_quickly(harness: KernelH
     reply = harness.get_reply(cell, timeout=5)
     assert reply["content"]["ename"] == "KeyboardInterrupt"
     print(f"\nshutdown during a cell: process exited {took:.3f} s after shutdown_request")
-    assert took < SHUTDOWN_BOUND
+    assert "child process" not in harness.process.stderr, "no child to end, so no grace period to wait"
 
 
 # -- a crash names the request -------------------------------------------------------------
 
 
-def test_a_segfaulting_cell_is_named_on_stderr(tmp_path: Path) -> None:
-    stderr_path = tmp_path / "kernel-stderr.log"
-    km = KernelManager(kernel_name=KERNEL_NAME)
-    with open(stderr_path, "wb") as stderr:
-        km.start_kernel(stderr=stderr)
-    kc = km.client()
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=TIMEOUT)
-        msg_id = kc.execute("import ctypes\nctypes.string_at(0)")
-        process = km.provisioner.process  # type: ignore[union-attr]
-        code = process.wait(timeout=TIMEOUT)
-        assert code == -signal.SIGSEGV, code
-        assert not km.is_alive()
-        text = stderr_path.read_text(errors="replace")
-        assert "Fatal Python error: Segmentation fault" in text, text
-        assert f"execute_request[msg_id={msg_id}]" in text, text
-        assert "string_at" in text  # the Python stack of the crash
-    finally:
-        kc.stop_channels()
-        km.cleanup_resources(restart=False) if not km.is_alive() else km.shutdown_kernel(now=True)
+def test_a_segfaulting_cell_is_named_on_stderr(kernels: Kernels) -> None:
+    kernel = kernels.start(log=True)
+    kc = kernel.client()
+    kc.wait_for_ready(timeout=TIMEOUT)
+    msg_id = kc.execute("import ctypes\nctypes.string_at(0)")
+    code = kernel.wait(timeout=TIMEOUT)
+    assert code == -signal.SIGSEGV, code
+    assert not kernel.alive()
+    text = kernel.stderr
+    assert "Fatal Python error: Segmentation fault" in text, text
+    assert f"execute_request[msg_id={msg_id}]" in text, text
+    assert "string_at" in text  # the Python stack of the crash
 
 
 # -- the pieces, in this process -------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import KernelHarness
+from tests.harness import KernelHarness
 from tests.spec import validate
 
 # The failing cell keeps the kernel busy long enough for the requests sent right after it to
@@ -22,16 +22,14 @@ FAILING = "import time\ntime.sleep(0.5)\n1 / 0"
 
 @pytest.fixture(scope="module")
 def kernel() -> Iterator[KernelHarness]:
-    harness = KernelHarness.start()
-    yield harness
-    harness.close()
+    with KernelHarness.start() as harness:
+        yield harness
 
 
 @pytest.fixture(scope="module")
 def legacy_kernel() -> Iterator[KernelHarness]:
-    harness = KernelHarness.start(extra_arguments=["--stop-on-error-reply=aborted"])
-    yield harness
-    harness.close()
+    with KernelHarness.start("--stop-on-error-reply=aborted") as harness:
+        yield harness
 
 
 def queue_behind_failure(kernel: KernelHarness, stop_on_error: bool) -> tuple[str, list[tuple[str, str]]]:
@@ -53,7 +51,7 @@ def replies_in_order(kernel: KernelHarness, ids: list[str]) -> list[dict[str, An
     """Shell replies arrive in request order; check that, and that each has busy ... idle."""
     replies = []
     for msg_id in ids:
-        msg = kernel.kc.get_shell_msg(timeout=20)
+        msg = kernel.kc.shell_channel.get_msg(timeout=20)  # validated below: 'aborted' is not in the schema
         assert msg["parent_header"]["msg_id"] == msg_id, "replies out of order"
         if msg["content"].get("status") == "aborted":
             # jupyter_client's schema knows 'abort' only (jupyter_client#1063): the envelope
@@ -115,7 +113,7 @@ def test_an_interrupted_cell_aborts_the_queue_too(kernel: KernelHarness) -> None
     running = kernel.kc.execute("import time\nprint('started', flush=True)\ntime.sleep(30)")
     queued = kernel.kc.execute("ran.append(1)")
     kernel.wait_for_iopub(lambda m: m["parent_header"].get("msg_id") == running and m["msg_type"] == "stream")
-    kernel.km.interrupt_kernel()
+    kernel.process.interrupt()
     first, second = replies_in_order(kernel, [running, queued])
     assert first["content"]["ename"] == "KeyboardInterrupt"
     assert second["content"]["ename"] == "ExecutionAborted"

@@ -199,10 +199,10 @@ def test_imports_of_loaded_modules_complete_from_the_live_module(completer: Comp
 
 def test_deadline_interrupts_and_restores_the_handler() -> None:
     before = signal.getsignal(signal.SIGALRM)
-    started = time.monotonic()
+    finished: list[bool] = []
     with pytest.raises(DeadlineExceeded):
-        call_with_deadline(lambda: time.sleep(5), 0.05)
-    assert time.monotonic() - started < 1
+        call_with_deadline(lambda: (time.sleep(5), finished.append(True)), 0.05)
+    assert not finished  # cut short, not run to its end
     assert signal.getsignal(signal.SIGALRM) is before
     assert call_with_deadline(lambda: 42, 0.05) == 42
     time.sleep(0.1)  # no alarm left behind
@@ -229,14 +229,16 @@ def test_deadline_restores_a_timer_of_the_user() -> None:
 def test_slow_jedi_falls_back_to_the_namespace(completer: Completer, monkeypatch: pytest.MonkeyPatch) -> None:
     import jedi
 
+    finished: list[bool] = []
+
     def slow(*args: Any, **kwargs: Any) -> Any:
         time.sleep(10)
+        finished.append(True)
 
     monkeypatch.setattr(jedi, "Interpreter", slow)
     completer.timeout = 0.2
-    started = time.monotonic()
     reply = complete(completer, "os.pa")
-    assert time.monotonic() - started < 1.5
+    assert not finished  # jedi was cut short at the timeout, not waited for
     assert completer.last_source == "fallback"
     assert {"path", "pathsep", "pardir"} <= set(reply["matches"])
     assert (reply["cursor_start"], reply["cursor_end"]) == (3, 5)

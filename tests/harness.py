@@ -1,22 +1,44 @@
-"""A real fastkernel subprocess driven through jupyter_client, every message validated."""
+"""A fastkernel process driven through jupyter_client, every message validated against the spec.
+
+:class:`KernelHarness` wraps a kernel from tests.kernels.start_kernel and a client of it; it
+sends requests and collects, per request, the reply and the iopub messages from busy to idle
+(:class:`Execution`). :func:`merge_streams` is how tests turn stream messages into text.
+"""
 
 from __future__ import annotations
 
 import json
 import queue
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from jupyter_client.blocking.client import BlockingKernelClient
-from jupyter_client.manager import KernelManager, start_new_kernel
 from jupyter_client.session import DELIM
 
-from tests.conftest import KERNEL_NAME
+from tests.kernels import TIMEOUT, KernelProcess, start_kernel
 from tests.spec import validate
 
-TIMEOUT = 20
+
+def merge_streams(messages: Iterable[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The stream output among ``messages`` as (name, text), consecutive messages of one
+    stream joined, as a frontend shows it; other messages are skipped."""
+    merged: list[tuple[str, str]] = []
+    for msg in messages:
+        if msg["msg_type"] != "stream":
+            continue
+        name, text = msg["content"]["name"], msg["content"]["text"]
+        if merged and merged[-1][0] == name:
+            merged[-1] = (name, merged[-1][1] + text)
+        else:
+            merged.append((name, text))
+    return merged
+
+
+def stream_text(messages: Iterable[dict[str, Any]], name: str = "stdout") -> str:
+    """All the text of stream ``name`` among ``messages``."""
+    return "".join(text for stream, text in merge_streams(messages) if stream == name)
 
 
 @dataclass
@@ -34,7 +56,7 @@ class Execution:
         return [m for m in self.iopub if m["msg_type"] == msg_type]
 
     def stream_text(self, name: str = "stdout") -> str:
-        return "".join(m["content"]["text"] for m in self.of_type("stream") if m["content"]["name"] == name)
+        return stream_text(self.iopub, name)
 
     @property
     def types(self) -> list[str]:
@@ -46,43 +68,56 @@ def _is_idle(msg: dict[str, Any]) -> bool:
 
 
 class KernelHarness:
-    """Starts a kernel, sends requests, collects replies and iopub messages per request."""
+    """A kernel and a client of it: sends requests, collects replies and iopub messages per request.
 
-    def __init__(self, km: KernelManager, kc: BlockingKernelClient) -> None:
-        self.km = km
-        self.kc = kc
+    Every message read is validated against the spec (the client's own ``get_*_msg`` too), a
+    reply with ``get_reply``'s ``check`` instead when a test expects one the spec does not know.
+    """
+
+    def __init__(self, process: KernelProcess) -> None:
+        self.process = process  # raw access: pid, popen, interrupt(), restart(), stderr...
+        self.kc = process.client()
         self.stray: list[dict[str, Any]] = []  # iopub messages for other requests
 
     @classmethod
-    def start(cls, **kwargs: Any) -> KernelHarness:
-        km, kc = start_new_kernel(kernel_name=KERNEL_NAME, startup_timeout=TIMEOUT, **kwargs)
-        harness = cls(km, kc)
+    def start(cls, *argv: str, **options: Any) -> KernelHarness:
+        """A kernel from ``start_kernel(*argv, **options)``, once it answers; see tests.kernels."""
+        return cls.connect(start_kernel(*argv, **options))
+
+    @classmethod
+    def connect(cls, process: KernelProcess) -> KernelHarness:
+        """A harness on a started kernel, once it answers, its iopub drained."""
+        try:
+            harness = cls(process)
+            harness.kc.wait_for_ready(timeout=TIMEOUT)
+        except BaseException:
+            process.close()
+            raise
         harness.drain_iopub()
         return harness
 
-    def new_client(self) -> BlockingKernelClient:
-        """Another client of this kernel, with a Session (so zmq identities) of its own.
+    def __enter__(self) -> KernelHarness:
+        return self
 
-        Not ``km.client()``: that shares the manager's Session, so its shell and control
-        sockets (created even by ``stop_channels``) would carry ``self.kc``'s identity and,
-        with the kernel's ROUTER_HANDOVER, take over ``self.kc``'s replies.
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def new_client(self, **channels: bool) -> BlockingKernelClient:
+        """Another started client of this kernel, with a Session (so zmq identities) of its own.
+
+        Not one sharing ``self.kc``'s Session: its shell and control sockets would carry
+        ``self.kc``'s identity and, with the kernel's ROUTER_HANDOVER, take over its replies.
+        ``channels``: start_channels' arguments.
         """
-        kc = BlockingKernelClient()
-        kc.load_connection_info(self.km.get_connection_info())
-        return kc
+        return self.process.client(**channels)
 
     def close(self) -> None:
-        self.kc.stop_channels()
-        if self.km.is_alive():
-            self.km.shutdown_kernel(now=False)
-        elif self.km.has_kernel:
-            # The kernel exited by itself (a test shut it down): reap it, remove its files.
-            self.km.cleanup_resources(restart=False)
+        """Stop the clients, shut the kernel down (or reap it, if a test already did)."""
+        self.process.close()
 
     def wait_for_exit(self, timeout: float = 10) -> int:
         """Wait for the kernel process to exit by itself; return its exit code."""
-        process = self.km.provisioner.process  # type: ignore[union-attr]
-        return process.wait(timeout=timeout)
+        return self.process.wait(timeout=timeout)
 
     def drain_iopub(self, timeout: float = 0.2) -> list[dict[str, Any]]:
         msgs = []
@@ -91,7 +126,6 @@ class KernelHarness:
                 msg = self.kc.get_iopub_msg(timeout=timeout)
             except queue.Empty:
                 return msgs
-            validate(msg)
             msgs.append(msg)
 
     def get_reply(
@@ -102,7 +136,7 @@ class KernelHarness:
         check: Callable[..., None] = validate,
     ) -> dict[str, Any]:
         """The reply to ``msg_id`` on ``channel``; ``check(msg, parent_id=...)`` validates it."""
-        get = self.kc.get_shell_msg if channel == "shell" else self.kc.control_channel.get_msg
+        get = self.kc.shell_channel.get_msg if channel == "shell" else self.kc.control_channel.get_msg
         deadline = time.monotonic() + timeout
         while True:
             msg = get(timeout=max(0.01, deadline - time.monotonic()))
@@ -152,7 +186,6 @@ class KernelHarness:
                 return msg
         while True:
             msg = self.kc.get_iopub_msg(timeout=max(0.01, deadline - time.monotonic()))
-            validate(msg)
             self.stray.append(msg)
             if predicate(msg):
                 return msg
@@ -168,7 +201,6 @@ class KernelHarness:
             return msgs
         while True:
             msg = self.kc.get_iopub_msg(timeout=max(0.01, deadline - time.monotonic()))
-            validate(msg)
             if msg["parent_header"].get("msg_id") != msg_id:
                 self.stray.append(msg)
                 continue

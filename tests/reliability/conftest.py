@@ -1,1 +1,0 @@
-"""Shared fixtures of the reliability tests (each module keeps its own kernel launcher)."""
