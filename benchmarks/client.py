@@ -97,8 +97,10 @@ class Client:
 
     # -- sending ---------------------------------------------------------------
 
-    def send(self, msg_type: str, content: dict[str, Any], channel: str = "shell") -> str:
-        """Sign and send a request; return its msg_id."""
+    def send(
+        self, msg_type: str, content: dict[str, Any], channel: str = "shell", subshell_id: str | None = None
+    ) -> str:
+        """Sign and send a request (to a subshell, JEP 91, if ``subshell_id``); return its msg_id."""
         msg_id = uuid.uuid4().hex
         header = {
             "msg_id": msg_id,
@@ -108,6 +110,8 @@ class Client:
             "date": datetime.now(timezone.utc).isoformat(),
             "version": PROTOCOL_VERSION,
         }
+        if subshell_id is not None:
+            header["subshell_id"] = subshell_id
         parts = [json.dumps(header).encode(), b"{}", b"{}", json.dumps(content).encode()]
         mac = hmac.new(self.key, digestmod=hashlib.sha256)
         for part in parts:
@@ -116,7 +120,7 @@ class Client:
         sock.send_multipart([DELIM, mac.hexdigest().encode(), *parts])
         return msg_id
 
-    def execute(self, code: str) -> str:
+    def execute(self, code: str, subshell_id: str | None = None) -> str:
         content = {
             "code": code,
             "silent": False,
@@ -125,7 +129,7 @@ class Client:
             "allow_stdin": False,
             "stop_on_error": True,
         }
-        return self.send("execute_request", content)
+        return self.send("execute_request", content, subshell_id=subshell_id)
 
     # -- receiving -------------------------------------------------------------
 

@@ -52,11 +52,11 @@ class Waiter:
                 raise RuntimeError(f"execute_request answered with status {status!r}")
 
 
-def execute(kernel: KernelProcess, code: str, timeout: float = 60.0) -> float:
+def execute(kernel: KernelProcess, code: str, timeout: float = 60.0, subshell_id: str | None = None) -> float:
     """Run one cell; return seconds from send to both execute_reply and iopub idle."""
     waiter = Waiter(kernel.client)
     t0 = time.perf_counter()
-    msg_id = kernel.client.execute(code)
+    msg_id = kernel.client.execute(code, subshell_id)
     waiter.wait([msg_id], kernel, timeout)
     return time.perf_counter() - t0
 

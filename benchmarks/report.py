@@ -258,12 +258,25 @@ class Report:
         b = self.breakdown
         if not b:
             return []
+        lines = [f"bare interpreter start (`python -c pass`): {b['bare_ms']:.0f} ms (median)"]
+        if b.get("floor_ms") is not None:
+            lines.append(
+                f"the null kernel (`benchmarks/null_kernel.py`: pyzmq, sockets, one signed reply), "
+                f"spawn to kernel_info_reply: {b['floor_ms']:.0f} ms (median); fastkernel in the same "
+                f"traced starts: {b['reply_ms']:.0f} ms"
+            )
+        lines.append("fastkernel's start path, ms from the previous step (median; `FASTKERNEL_START_TRACE`):")
+        lines += [f"    {ms:5.1f}  {label}" for label, ms in b.get("steps", [])]
+        if b.get("after"):
+            label, ms = b["after"]
+            lines.append(f"    {ms:5.1f}  {label}")
         parts = ", ".join(f"{name} {ms:.1f}" for name, ms in b["by_package"])
-        return [
-            f"bare interpreter start (`python -c pass`): {b['bare_ms']:.0f} ms (median)",
-            f"imports during start (`-X importtime`, which inflates them): {b['imports_ms']:.0f} ms",
+        lines += [
+            f"imports before the first reply (`-X importtime`, which inflates them): "
+            f"{b['imports_ms']:.0f} ms",
             f"by first importer, ms (a package is charged with all it imports in turn): {parts}",
         ]
+        return lines
 
     # -- output --------------------------------------------------------------
 

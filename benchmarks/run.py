@@ -40,12 +40,13 @@ from measures import (
     big_print,
     completions,
     execute,
-    import_profile,
     pipelined,
     round_trips,
     rss_bytes,
 )
 from report import Report, splice_section
+from startpath import imports_before_reply, trace_starts
+from subshells import measure_subshells, subshells_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "performance.md"
@@ -74,6 +75,7 @@ class Kernel:
     floods: dict[str, Any] = field(default_factory=dict)  # floods.FloodResult per floods.CASES key
     interrupts: dict[Any, Any] = field(default_factory=dict)  # see interrupts.measure_interrupts
     hostile: dict[str, Any] = field(default_factory=dict)  # see hostile.measure_hostile
+    subshell_rt: list[float] | str | None = None  # see subshells.measure_subshells
 
 
 def all_kernels() -> list[Kernel]:
@@ -278,10 +280,12 @@ def describe(r: PrintResult) -> str:
     return f"{r.seconds:.3f} s ({received}, {r.messages} messages{late})"
 
 
-def startup_breakdown(fk: Kernel, ctx: zmq.Context, env: dict[str, str | None], runs: int) -> dict[str, Any]:
-    """Where fastkernel's startup goes: bare interpreter start, and imports by package."""
-    assert fk.spec is not None
-    base = [sys.executable, "-c", "pass"]
+def startup_breakdown(
+    fk: Kernel, floor: Kernel, ctx: zmq.Context, env: dict[str, str | None], runs: int
+) -> dict[str, Any]:
+    """Where fastkernel's start goes (benchmarks/startpath.py), beside the bare interpreter and
+    the null kernel (the floor: pyzmq, five sockets, a signed reply)."""
+    assert fk.spec is not None and floor.spec is not None
     child_env = {**os.environ, **{k: v for k, v in env.items() if v is not None}}
     for name, value in env.items():
         if value is None:
@@ -289,15 +293,18 @@ def startup_breakdown(fk: Kernel, ctx: zmq.Context, env: dict[str, str | None], 
     bare = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        subprocess.run(base, env=child_env, check=True)
+        subprocess.run([sys.executable, "-c", "pass"], env=child_env, check=True)
         bare.append(time.perf_counter() - t0)
-    argv = list(fk.spec.argv)
-    spec = KernelSpec(argv=[argv[0], "-X", "importtime", *argv[1:]], display_name="fastkernel -X importtime")
-    with KernelProcess(spec, ctx, env) as kp:
-        kp.start()
-        log_text = kp.log_path.read_text(errors="replace")
-    total, ranked = import_profile(log_text)
-    return {"bare_ms": statistics.median(bare) * 1e3, "imports_ms": total, "by_package": ranked[:8]}
+    measure_startups([floor], ctx, runs, env)
+    steps = trace_starts(fk.spec, ctx, env, runs)
+    total, ranked = imports_before_reply(fk.spec, ctx, env)
+    return {
+        "bare_ms": statistics.median(bare) * 1e3,
+        "floor_ms": statistics.median(floor.startup) * 1e3 if floor.startup else None,
+        **steps,
+        "imports_ms": total,
+        "by_package": ranked[:8],
+    }
 
 
 # -- main ---------------------------------------------------------------------
@@ -327,6 +334,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="run only the forged-flood measures (benchmarks/hostile.py); rewrite only their section",
     )
+    parser.add_argument(
+        "--subshells",
+        action="store_true",
+        help="run only the subshell round trips (benchmarks/subshells.py); rewrite only their section",
+    )
     return parser.parse_args(argv)
 
 
@@ -340,6 +352,7 @@ SECTIONS: dict[str, tuple[str, Any, Any]] = {
         interrupts_markdown,
     ),
     "hostile": ("hostile input (a fresh kernel per kernel):", measure_hostile, hostile_markdown),
+    "subshells": ("subshells (a fresh kernel per kernel):", measure_subshells, subshells_markdown),
 }
 
 
@@ -387,11 +400,13 @@ def measure_all(
     measure_executes(kernels, floor, ctx, settings, env)
     breakdown: dict[str, Any] = {}
     if not kernels[0].skipped:
-        breakdown = startup_breakdown(kernels[0], ctx, env, runs=settings.startup_runs)
+        print("fastkernel's start path, beside the null kernel's start:", flush=True)
+        breakdown = startup_breakdown(kernels[0], floor, ctx, env, runs=settings.startup_runs)
     if not quick:  # about two minutes: --floods runs them alone
         measure_section("floods", kernels, ctx, env)
     measure_section("interrupts", kernels, ctx, env)
     measure_section("hostile", kernels, ctx, env)
+    measure_section("subshells", kernels, ctx, env)
     return breakdown, floor
 
 

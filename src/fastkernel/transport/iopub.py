@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
+from threading import get_ident
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -68,6 +69,7 @@ class IOPubThread(threading.Thread):
         # main thread makes the two trade the GIL dozens of times per request. Queued messages
         # go out when the burst ends (kick) or, during a long cell, within BATCH_LATENCY_MS.
         self.batching = False
+        self._batcher: int | None = None  # the thread whose messages are batched (the main thread)
         self._sleeping = False  # the thread is in a poll without timeout: only a wake ends it
         self._flush_at: float | None = None
         self._stopping = False
@@ -99,7 +101,9 @@ class IOPubThread(threading.Thread):
 
     def put(self, frames: list[bytes]) -> None:
         self._queue.append(frames)
-        if not self.batching or self._sleeping:  # else: sent at the batch's end or within its latency
+        # Batched (sent at the batch's end or within its latency) only when the batching thread
+        # produced it: a subshell's or the control thread's message goes out at once.
+        if not self.batching or self._sleeping or get_ident() != self._batcher:
             self.kick()
 
     def barrier(self, timeout: float = 10.0) -> None:
@@ -115,6 +119,7 @@ class IOPubThread(threading.Thread):
     def start_batch(self) -> None:
         # No wake here: the batch's first message wakes a sleeping thread (see put), which from
         # then on polls with the batch latency.
+        self._batcher = get_ident()
         self.batching = True
 
     def end_batch(self) -> None:
