@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import threading
 import time
-from threading import get_ident
 from collections import deque
 from collections.abc import Callable
+from threading import get_ident
 from typing import Any
 
 import zmq
