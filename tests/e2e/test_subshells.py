@@ -43,6 +43,7 @@ class Shells:
         if subshell_id is not None:
             msg["header"]["subshell_id"] = subshell_id
         self.h.kc.shell_channel.send(msg)
+        self.sent.add(msg["header"]["msg_id"])
         return str(msg["header"]["msg_id"])
 
     def next_reply(self) -> dict[str, Any]:
@@ -55,16 +56,20 @@ class Shells:
         return Execution(self.replies.pop(msg_id), self.h.collect_iopub(msg_id))
 
     def collect_replies(self, count: int) -> list[str]:
-        """Read ``count`` shell replies; return the msg_ids they answer, in arrival order."""
-        order = []
-        for _ in range(count):
+        """Read ``count`` replies to requests sent with :meth:`send`; return the msg_ids they
+        answer, in arrival order (other replies, such as the harness's start-up kernel_info
+        ones, are validated and left out)."""
+        order: list[str] = []
+        while len(order) < count:
             reply = self.next_reply()
             parent = reply["parent_header"]["msg_id"]
-            self.replies[parent] = reply
-            order.append(parent)
+            if parent in self.sent:
+                self.replies[parent] = reply
+                order.append(parent)
         return order
 
     replies: dict[str, dict[str, Any]] = {}
+    sent: set[str] = set()
 
 
 def started(shells: Shells, msg_id: str) -> None:
@@ -77,7 +82,7 @@ def started(shells: Shells, msg_id: str) -> None:
 @pytest.fixture
 def shells(fresh_kernel: KernelHarness) -> Iterator[Shells]:
     s = Shells(fresh_kernel)
-    s.replies = {}
+    s.replies, s.sent = {}, set()
     yield s
 
 

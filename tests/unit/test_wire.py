@@ -556,12 +556,12 @@ class SteppingClock:
 
 
 def test_reject_log_lines_are_bounded_by_interval(recorder: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    import fastkernel.wire
+    import fastkernel.ratelog
 
     logger, handler = recorder
     interval = 0.002
     clock = SteppingClock(interval / 64)  # a clock of its own: the bound holds whatever the machine's speed
-    monkeypatch.setattr(fastkernel.wire, "time", clock)
+    monkeypatch.setattr(fastkernel.ratelog, "time", clock)
     rejects = RejectLog(logger, interval=interval)
     for i in range(50_000):
         rejects.record("shell:bad_signature" if i % 2 else "control:no_delimiter")
