@@ -199,6 +199,9 @@ def _serve(server: KernelServer, kernel: Kernel, created_path: str | None, grace
     enable_crash_dumps()  # before fd 2 goes to the capture pipe: dumps reach the real stderr
     signal.signal(signal.SIGINT, server.gate.on_sigint)  # see transport/interrupts.py
     signal.signal(signal.SIGTERM, lambda signum, frame: _on_sigterm(server))
+    # A signal the OS delivers to another thread only sets a flag: the main thread runs the
+    # handler once it runs bytecode again, so the signal also wakes its poll.
+    signal.set_wakeup_fd(server.main_wake_fd, warn_on_full_buffer=False)
     try:
         server.start_iopub()
         kernel.publish_status("starting", None)
@@ -209,6 +212,7 @@ def _serve(server: KernelServer, kernel: Kernel, created_path: str | None, grace
         kernel.close()
         if grace is not None:
             terminate_children(grace)  # after the shutdown reply: the frontend is not kept waiting
+        signal.set_wakeup_fd(-1)
         server.close()
         sys.stdout, sys.stderr = saved
         if created_path is not None and os.path.exists(created_path):

@@ -46,15 +46,33 @@ def connect(path: str, busy_timeout: float) -> Connection:
     # Used from the main thread and from subshells' threads, one at a time (HistoryStore's lock).
     conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
     try:
-        if path != MEMORY:
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-        for statement in SCHEMA:
-            conn.execute(statement)
+        _set_up(conn, path, busy_timeout)
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _set_up(conn: Connection, path: str, busy_timeout: float) -> None:
+    """WAL mode and the tables, waiting (up to ``busy_timeout``) for a kernel that sets the same
+    file up at the same moment: SQLite answers a journal-mode change "database is locked" at
+    once, without its busy handler, while another connection holds the file."""
+    import sqlite3
+
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            if path != MEMORY:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+            with transaction(conn):
+                for statement in SCHEMA:
+                    conn.execute(statement)
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)  # the other kernel's set-up takes milliseconds
 
 
 @contextlib.contextmanager

@@ -268,6 +268,11 @@ class KernelServer:
 
     # -- serving ------------------------------------------------------------------
 
+    @property
+    def main_wake_fd(self) -> int:
+        """A non-blocking fd whose writes wake the main thread's poll (``signal.set_wakeup_fd``)."""
+        return self._main_wake.write_fd
+
     def stop_soon(self) -> None:
         """Stop serving from any thread or signal handler, interrupting a running cell."""
         self.stop()
