@@ -324,10 +324,27 @@ class Report:
                 "## Where fastkernel's startup goes",
                 "",
                 *(f"- {line}" for line in self.breakdown_lines()),
+                "",
+                STARTUP_NOTE,
             ]
         out += ["", METHOD.format(prefix=sys.prefix)]
         return "\n".join(out)
 
+
+STARTUP_NOTE = """\
+What remains, and why: the interpreter's own start (`python`, `site`, the `-m` machinery) is
+every kernel's, and importing pyzmq is the null kernel's too; together they are most of the
+null kernel's time. fastkernel's own work before its first reply is reading the connection
+file, binding five sockets and starting the heartbeat, iopub and control threads (about 2 ms)
+and importing its start-path modules (the standard-library `json`, `signal`, `threading` and
+its own `messages`, `wire`, `kernel`, `transport`), without traitlets (a plain `-f FILE` start
+with no config file; any other start parses options and config files first) and without
+`logging` (imported by the first log line). Everything else (the interpreter, streams, history,
+import hooks for IPython, comm and matplotlib, fd capture, `sys.stdout`) is built on the main
+thread once the first reply is out: a frontend sends its first cell after that reply, so in
+practice the cell does not wait; an `execute_request` sent before any other request waits for
+it. Idle RSS is measured after one execute, so it includes the runtime.
+"""
 
 METHOD = """\
 ## Method
