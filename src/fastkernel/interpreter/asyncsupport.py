@@ -119,3 +119,16 @@ class EventLoopHost:
             loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         loop.close()
         asyncio.set_event_loop(None)
+
+
+def run_with_trio(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Run a cell's coroutine with ``trio.run`` (``%autoawait trio``): a new trio run per cell.
+
+    As under IPython, tasks do not outlive their cell (trio's nurseries end with it).
+    """
+    import trio
+
+    async def cell() -> Any:
+        return await coroutine
+
+    return trio.run(cell)

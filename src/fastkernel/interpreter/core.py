@@ -29,7 +29,8 @@ from fastkernel.interpreter.hooks import (
     install_inspect_classes,
     install_warnings_labels,
 )
-from fastkernel.interpreter.magics.transform import MAGICS, transform_cell
+from fastkernel.interpreter.inputhistory import InputHistory, SessionInputs
+from fastkernel.interpreter.magics.transform import MAGICS, strip_leading_indent, transform_cell
 from fastkernel.interpreter.outcache import OutputCache
 from fastkernel.interpreter.peakrss import peak_rss_bytes
 from fastkernel.interpreter.shell import FastKernelShell
@@ -85,10 +86,20 @@ def _has_trailing_semicolon(source: str, node: ast.stmt) -> bool:
     return last is not None and last.type == tokenize.OP and last.string == ";"
 
 
+def _remove_cwd_from_path() -> None:
+    if "" in sys.path:
+        sys.path.remove("")
+
+
 class Interpreter:
     """Runs cells in a persistent namespace that is a real ``__main__`` module."""
 
-    def __init__(self, on_result: ResultHook | None = None, publish_display: Publisher | None = None) -> None:
+    def __init__(
+        self,
+        on_result: ResultHook | None = None,
+        publish_display: Publisher | None = None,
+        input_history: InputHistory | None = None,
+    ) -> None:
         """An interpreter with a fresh ``__main__`` namespace, not installed yet.
 
         Parameters
@@ -99,6 +110,9 @@ class Interpreter:
             Sends display messages, ``(msg_type, content, output_target)``: the kernel's. None
             (no kernel): ``display()`` and ``display_pub`` send nothing, and
             ``get_ipython().showtraceback()`` writes to stderr.
+        input_history
+            The kernel's input history, which %history, %save, %load, %recall and %rerun read.
+            None: this session's ``In`` only.
         """
         self.module = types.ModuleType("__main__", doc="fastkernel user namespace")
         self.namespace: dict[str, Any] = self.module.__dict__
@@ -109,6 +123,9 @@ class Interpreter:
         self.on_result = on_result or (lambda value: None)
         self.publish_display = publish_display
         self.history = OutputCache(self.namespace)  # In, Out, _, __, ___, _N, _iN
+        self.input_history: InputHistory = input_history or SessionInputs(self.history)
+        self.autoawait = True  # top-level await allowed (%autoawait)
+        self.async_runner = "asyncio"  # what runs a cell that awaits: asyncio or trio (%autoawait)
         self.future_flags = 0
         self.sources = CellSources()
         self.labels = self.sources.labels  # cell filename -> "Cell In[n]"
@@ -131,10 +148,14 @@ class Interpreter:
         find what cells define); ``help()`` writes to the cell's stdout; warnings and
         ``inspect.getsource`` know cells; multiprocessing's spawn method can run cell functions.
         It becomes :func:`running.current() <fastkernel.interpreter.running.current>`, which
-        ``display()``, ``get_ipython()`` and matplotlib's figures go through.
+        ``display()``, ``get_ipython()`` and matplotlib's figures go through. ``''`` goes first
+        on ``sys.path``, as under IPython, so ``import mymodule`` finds it in the working directory.
         """
         self._previous_main = sys.modules.get("__main__")
         sys.modules["__main__"] = self.module
+        if "" not in sys.path:  # as under IPython: imports follow the working directory (%cd)
+            sys.path.insert(0, "")
+            self._cancel_hooks.append(_remove_cwd_from_path)
         running.set_current(self)  # before the hooks below, which may run at once
         self.patches.set(builtins, "help", KernelHelp())
         from fastkernel.interpreter.display import display
@@ -144,7 +165,7 @@ class Interpreter:
         install_inspect_classes(self.patches, self.sources)
         from fastkernel.interpreter import mpsupport
 
-        self._cancel_hooks = mpsupport.install(self.patches)
+        self._cancel_hooks += mpsupport.install(self.patches)
         from fastkernel.interpreter import inlinefigures  # matplotlib figures as cell output
 
         self._cancel_hooks += inlinefigures.install(self)
@@ -179,7 +200,7 @@ class Interpreter:
     # -- compiling ---------------------------------------------------------
 
     def _flags(self) -> int:
-        return self.future_flags | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+        return self.future_flags | (ast.PyCF_ALLOW_TOP_LEVEL_AWAIT if self.autoawait else 0)
 
     def _collect_future_flags(self, tree: ast.Module) -> None:
         for node in tree.body:
@@ -203,9 +224,11 @@ class Interpreter:
         return body, last_code
 
     def _transform(self, source: str) -> str:
-        """Rewrite ``%magic``, ``!cmd`` and ``obj?`` into calls on :attr:`magics` (lines kept)."""
-        rewritten = transform_cell(source)
-        if rewritten is not source:
+        """Strip a common leading indentation (IPython does), then rewrite ``%magic``, ``!cmd`` and
+        ``obj?`` into calls on :attr:`magics`; every line stays on its line."""
+        stripped = strip_leading_indent(source)
+        rewritten = transform_cell(stripped)
+        if rewritten is not stripped:
             self.namespace[MAGICS] = self.magics
         return rewritten
 
@@ -244,6 +267,10 @@ class Interpreter:
         body, last = self.compile_cell(source, filename)
         if (body.co_flags | (last.co_flags if last else 0)) & CO_COROUTINE:
             # One coroutine for the whole cell, so its last line runs in the loop too.
+            if self.async_runner == "trio":
+                from fastkernel.interpreter.asyncsupport import run_with_trio
+
+                return run_with_trio(self.run_async(body, last, local))
             return self.loop_host.run(self.run_async(body, last, local))
         eval(body, self.namespace, local)
         return eval(last, self.namespace, local) if last is not None else None
