@@ -28,7 +28,6 @@ from fastkernel.interpreter import display as display_api
 from fastkernel.interpreter.formatting import register_type_formatter
 from fastkernel.interpreter.importhooks import after_import
 from fastkernel.interpreter.running import current
-from fastkernel.interpreter.shell import ShellFeatureMissing
 
 if TYPE_CHECKING:
     from fastkernel.interpreter.shell import FastKernelShell
@@ -50,7 +49,8 @@ class KernelLink:
         if name.startswith("__"):
             raise AttributeError(name)
         have = ", ".join(n for n in dir(type(self)) if not n.startswith("__"))
-        raise ShellFeatureMissing("get_ipython().kernel", name, have)
+        message = f"fastkernel's get_ipython().kernel has no attribute {name!r}; it has: {have}"
+        raise AttributeError(message, name=name, obj=self)
 
     @property
     def comm_manager(self) -> Any:

@@ -13,14 +13,20 @@ there in the next. It runs:
 ``asyncio.run()`` in a plain cell starts a loop of its own, as in a script. Inside the
 kernel's running loop (an ``await`` cell) it cannot work, and its error says what to write
 instead. No threads are created here.
+
+Once user code imports asyncio (on the main thread), the kernel's loop is created and becomes
+asyncio's current loop, so ``asyncio.get_event_loop().create_task(...)`` in a cell that does
+not await runs its task between cells, as under ipykernel.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import sys
+import threading
 import weakref
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # asyncio is imported only when a cell first awaits
@@ -67,6 +73,23 @@ class EventLoopHost:
         """The loop, or None before the first ``await`` cell (or after user code closed it)."""
         loop = self._loop
         return None if loop is None or loop.is_closed() else loop
+
+    def adopt_when_imported(self) -> Callable[[], None]:
+        """Make the kernel's loop asyncio's current loop as soon as user code imports asyncio.
+
+        So ``asyncio.get_event_loop().create_task(...)`` in a cell that does not await schedules
+        a task on the loop the kernel runs between cells, as under ipykernel. Nothing is done if
+        asyncio is already imported (a test process). Returns a function that cancels it.
+        """
+        if "asyncio" in sys.modules:
+            return lambda: None
+        from fastkernel.interpreter.importhooks import after_import
+
+        def adopt(module: Any) -> None:
+            if threading.current_thread() is threading.main_thread():
+                self._ensure_loop()
+
+        return after_import("asyncio", adopt)
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         import asyncio

@@ -169,6 +169,7 @@ class Interpreter:
         from fastkernel.interpreter import inlinefigures  # matplotlib figures as cell output
 
         self._cancel_hooks += inlinefigures.install(self)
+        self._cancel_hooks.append(self.loop_host.adopt_when_imported())
 
     def uninstall(self) -> None:
         """Undo :meth:`install_as_main` and close the event loop (tests, shutdown)."""

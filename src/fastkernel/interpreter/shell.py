@@ -27,20 +27,6 @@ if TYPE_CHECKING:
 ExcInfo = tuple[Any, Any, Any]
 
 
-class ShellFeatureMissing(AttributeError):
-    """What ``where`` (``get_ipython()`` or ``get_ipython().kernel``) lacks: ``name``.
-
-    An AttributeError, so ``hasattr`` and ``getattr(ip, name, None)`` work as feature tests;
-    ``%load_ext`` turns it into an error that names what the extension asked for. ``have``
-    lists what ``where`` has.
-    """
-
-    def __init__(self, where: str, name: str, have: str) -> None:
-        kind = " shell" if where.endswith("()") else ""
-        super().__init__(f"fastkernel's {where}{kind} has no attribute {name!r}; it has: {have}")
-        self.where, self.name, self.have = where, name, have
-
-
 def _target(parent: Any) -> Any:
     """The output target for a parent request given to ``set_parent``."""
     if not parent:
@@ -111,7 +97,9 @@ class FastKernelShell:
         if name.startswith("__"):
             raise AttributeError(name)
         have = ", ".join(n for n in sorted({*dir(type(self)), *vars(self)}) if not n.startswith("_"))
-        raise ShellFeatureMissing("get_ipython()", name, have)
+        # name and obj: %load_ext tells an extension's need for a missing feature from other errors.
+        message = f"fastkernel's get_ipython() shell has no attribute {name!r}; it has: {have}"
+        raise AttributeError(message, name=name, obj=self)
 
     # -- namespace and state --------------------------------------------------
 

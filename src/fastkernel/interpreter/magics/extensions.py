@@ -2,7 +2,8 @@
 
 An extension is a module with ``load_ipython_extension(ip)`` (and, to be unloadable,
 ``unload_ipython_extension(ip)``); ``ip`` is fastkernel's ``get_ipython()`` shell. An extension
-that asks the shell for something it lacks fails with a UsageError naming it.
+that asks the shell (or ``get_ipython().kernel``) for something it lacks fails with a UsageError
+naming it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import Any
 
 from fastkernel.interpreter.magics import UsageError
 from fastkernel.interpreter.magics.registry import Magics, line_magic
-from fastkernel.interpreter.shell import ShellFeatureMissing
 
 # IPython ships these under IPython.extensions; `%load_ext autoreload` finds them there.
 IPYTHON_EXTENSIONS = frozenset({"autoreload", "storemagic"})
@@ -44,12 +44,26 @@ def _call(magics: Magics, name: str, module: ModuleType, hook: str) -> bool:
     shell = magics.interpreter.shell
     try:
         function(shell)
-    except ShellFeatureMissing as err:
+    except AttributeError as err:
+        where = _part_of_shell(shell, err)
+        if where is None:
+            raise
         raise UsageError(
-            f"The {name} extension needs {err.where}.{err.name}, which fastkernel does not have.\n"
-            f"fastkernel's {err.where} has: {err.have}"
+            f"The {name} extension needs {where}.{err.name}, which fastkernel does not have.\n{err}"
         ) from err
     return True
+
+
+def _part_of_shell(shell: Any, err: AttributeError) -> str | None:
+    """``get_ipython()`` or ``get_ipython().kernel`` if ``err`` says it lacks an attribute, else None."""
+    owner = getattr(err, "obj", None)
+    if owner is None:
+        return None
+    if owner is shell:
+        return "get_ipython()"
+    if owner is getattr(shell, "kernel", None):
+        return "get_ipython().kernel"
+    return None
 
 
 @line_magic("load_ext")
