@@ -147,11 +147,21 @@ class EventLoopHost:
 def run_with_trio(coroutine: Coroutine[Any, Any, Any]) -> Any:
     """Run a cell's coroutine with ``trio.run`` (``%autoawait trio``): a new trio run per cell.
 
-    As under IPython, tasks do not outlive their cell (trio's nurseries end with it).
+    As under IPython, tasks do not outlive their cell (trio's nurseries end with it). While it
+    runs, SIGINT has Python's default handler, so trio installs its own and an interrupt
+    reaches the cell's task as KeyboardInterrupt, never trio's scheduler in the middle of a step.
     """
+    import signal
+
     import trio
 
     async def cell() -> Any:
         return await coroutine
 
-    return trio.run(cell)
+    if threading.current_thread() is not threading.main_thread():
+        return trio.run(cell)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return trio.run(cell)
+    finally:
+        signal.signal(signal.SIGINT, previous)
