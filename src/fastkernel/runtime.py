@@ -66,7 +66,8 @@ class Runtime:
         self.interpreter = Interpreter(
             on_result=self.publish_result,
             publish_display=self.publish_display,
-            input_history=self.history_store,
+            # with history off (--no-history) the magics read this session's In instead
+            input_history=self.history_store if self.history_store.enabled else None,
         )
         self.interpreter.history.set_limits(options.output_cache_entries, options.output_cache_bytes)
         self.streams = StreamCoalescer(
