@@ -133,6 +133,8 @@ def parse_ranges(text: str) -> list[tuple[int, int, int | None]] | None:
     session is absolute (``3/``) or counted back from this one (``~1/``); ``stop`` None means
     to the end of that session.
     """
+    if not text.strip():
+        return None
     triples: list[tuple[int, int, int | None]] = []
     for part in text.split():
         match = _RANGE.match(part)

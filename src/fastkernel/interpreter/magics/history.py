@@ -8,8 +8,7 @@ one. Ranges are IPython's: ``4``, ``4-6``, ``4:7``, ``~1/`` (the whole previous 
 
 from __future__ import annotations
 
-import argparse
-import shlex
+import functools
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from fastkernel.interpreter.inputhistory import Row, output_text, rows_for
@@ -17,24 +16,30 @@ from fastkernel.interpreter.magics import UsageError
 from fastkernel.interpreter.magics.registry import Magics, line_magic
 
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Iterable
 
 
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse for magics: a bad argument is a UsageError, never an exit of the kernel."""
+def make_parser(prog: str) -> argparse.ArgumentParser:
+    """argparse for a magic (imported on first use): a bad argument is a UsageError, never an exit."""
+    import argparse
 
-    def __init__(self, prog: str, **kwargs: Any) -> None:
-        super().__init__(prog=prog, add_help=False, allow_abbrev=False, **kwargs)
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            raise UsageError(f"{self.format_usage().strip()}\n{self.prog}: {message}")
 
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.format_usage().strip()}\n{self.prog}: {message}")
+    return Parser(prog=prog, add_help=False, allow_abbrev=False)
 
-    def parse_line(self, line: str) -> argparse.Namespace:
-        try:
-            words = shlex.split(line)
-        except ValueError as err:
-            raise UsageError(f"{self.prog}: cannot parse the arguments: {err}") from None
-        return self.parse_args(words)
+
+def parse_line(parser: argparse.ArgumentParser, line: str) -> argparse.Namespace:
+    """``line`` split as a shell would, then parsed by ``parser``."""
+    import shlex
+
+    try:
+        words = shlex.split(line)
+    except ValueError as err:
+        raise UsageError(f"{parser.prog}: cannot parse the arguments: {err}") from None
+    return parser.parse_args(words)
 
 
 def current_cell(magics: Magics) -> tuple[int, int | None]:
@@ -63,16 +68,20 @@ def source_of(rows: Iterable[Row]) -> str:
 
 # -- %history ---------------------------------------------------------------------
 
-_HISTORY = ArgumentParser("%history")
-_HISTORY.add_argument("-n", dest="numbers", action="store_true", help="print line numbers")
-_HISTORY.add_argument("-o", dest="output", action="store_true", help="print the outputs too")
-_HISTORY.add_argument("-p", dest="prompts", action="store_true", help="print >>> prompts")
-_HISTORY.add_argument("-t", "-r", dest="raw", action="store_true", help="raw or translated: the same here")
-_HISTORY.add_argument("-f", dest="file", help="write to FILE instead of printing")
-_HISTORY.add_argument("-g", dest="pattern", nargs="*", help="search all sessions (glob, *x* implied)")
-_HISTORY.add_argument("-l", dest="limit", nargs="?", type=int, const=10, help="the last N cells")
-_HISTORY.add_argument("-u", dest="unique", action="store_true", help="with -g: each input once")
-_HISTORY.add_argument("range", nargs="*")
+
+@functools.cache
+def _history_parser() -> argparse.ArgumentParser:
+    parser = make_parser("%history")
+    parser.add_argument("-n", dest="numbers", action="store_true", help="print line numbers")
+    parser.add_argument("-o", dest="output", action="store_true", help="print the outputs too")
+    parser.add_argument("-p", dest="prompts", action="store_true", help="print >>> prompts")
+    parser.add_argument("-t", "-r", dest="raw", action="store_true", help="raw or translated: the same here")
+    parser.add_argument("-f", dest="file", help="write to FILE instead of printing")
+    parser.add_argument("-g", dest="pattern", nargs="*", help="search all sessions (glob, *x* implied)")
+    parser.add_argument("-l", dest="limit", nargs="?", type=int, const=10, help="the last N cells")
+    parser.add_argument("-u", dest="unique", action="store_true", help="with -g: each input once")
+    parser.add_argument("range", nargs="*")
+    return parser
 
 
 def _history_rows(magics: Magics, args: argparse.Namespace) -> list[Row]:
@@ -123,7 +132,7 @@ def history(magics: Magics, line: str) -> None:
     """Print the input history: this session's cells, or ranges (``4-6``, ``~1/``), ``-l N`` the
     last N, ``-g PATTERN`` a search of every session; ``-n`` numbers, ``-o`` outputs, ``-p``
     prompts, ``-f FILE`` writes to a file, ``-u`` one of each input with ``-g``."""
-    args = _HISTORY.parse_line(line)
+    args = parse_line(_history_parser(), line)
     rows = _history_rows(magics, args)
     if args.output:
         rows = _with_outputs(magics, rows)
@@ -168,17 +177,20 @@ def _recall_expression(magics: Magics, text: str) -> str:
     return source_of(rows[-1:])
 
 
-_RERUN = ArgumentParser("%rerun")
-_RERUN.add_argument("-l", dest="limit", type=int, help="the last N cells")
-_RERUN.add_argument("-g", dest="pattern", help="the newest cell that contains PATTERN")
-_RERUN.add_argument("range", nargs="*")
+@functools.cache
+def _rerun_parser() -> argparse.ArgumentParser:
+    parser = make_parser("%rerun")
+    parser.add_argument("-l", dest="limit", type=int, help="the last N cells")
+    parser.add_argument("-g", dest="pattern", help="the newest cell that contains PATTERN")
+    parser.add_argument("range", nargs="*")
+    return parser
 
 
 @line_magic("rerun")
 def rerun(magics: Magics, line: str) -> Any:
     """Run earlier cells again: the previous one (no argument), ranges, ``-l N`` the last N,
     ``-g PATTERN`` the newest that contains PATTERN. Returns the value of their last line."""
-    args = _RERUN.parse_line(line)
+    args = parse_line(_rerun_parser(), line)
     history = magics.interpreter.input_history
     if args.pattern is not None:
         rows = without_current(magics, history.search(f"*{args.pattern}*"))

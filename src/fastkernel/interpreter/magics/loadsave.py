@@ -7,13 +7,17 @@ variable, the source of an object (%load only).
 
 from __future__ import annotations
 
+import functools
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastkernel.interpreter.inputhistory import parse_ranges
 from fastkernel.interpreter.magics import UsageError
-from fastkernel.interpreter.magics.history import ArgumentParser, ranges, source_of, without_current
+from fastkernel.interpreter.magics.history import make_parser, parse_line, ranges, source_of, without_current
 from fastkernel.interpreter.magics.registry import Magics, line_magic
+
+if TYPE_CHECKING:
+    import argparse
 
 
 def find_code(magics: Magics, target: str, *, search_ns: bool = False) -> str:
@@ -59,12 +63,16 @@ def _object_source(name: str, value: Any) -> str:
 
 # -- %save ----------------------------------------------------------------------------
 
-_SAVE = ArgumentParser("%save")
-_SAVE.add_argument("-r", dest="raw", action="store_true", help="raw input (the same here)")
-_SAVE.add_argument("-f", dest="force", action="store_true", help="overwrite without asking")
-_SAVE.add_argument("-a", dest="append", action="store_true", help="append to the file")
-_SAVE.add_argument("filename")
-_SAVE.add_argument("code", nargs="+", help="history ranges, or a string variable")
+
+@functools.cache
+def _save_parser() -> argparse.ArgumentParser:
+    parser = make_parser("%save")
+    parser.add_argument("-r", dest="raw", action="store_true", help="raw input (the same here)")
+    parser.add_argument("-f", dest="force", action="store_true", help="overwrite without asking")
+    parser.add_argument("-a", dest="append", action="store_true", help="append to the file")
+    parser.add_argument("filename")
+    parser.add_argument("code", nargs="+", help="history ranges, or a string variable")
+    return parser
 
 
 def _may_write(path: str, force: bool) -> bool:
@@ -87,7 +95,7 @@ def save(magics: Magics, line: str) -> None:
     ``.py`` is added unless FILE ends in ``.py`` or ``.ipy``; ``-a`` appends, ``-f`` overwrites
     without asking.
     """
-    args = _SAVE.parse_line(line)
+    args = parse_line(_save_parser(), line)
     path = os.path.expanduser(args.filename)
     if not path.endswith((".py", ".ipy")):
         path += ".py"
@@ -105,12 +113,16 @@ def save(magics: Magics, line: str) -> None:
 
 # -- %load -------------------------------------------------------------------------------
 
-_LOAD = ArgumentParser("%load")
-_LOAD.add_argument("-r", dest="lines", help="only these lines: 5-10, 3,7, 20: (1-based)")
-_LOAD.add_argument("-s", dest="symbols", help="only these functions and classes: f,Cls")
-_LOAD.add_argument("-y", dest="yes", action="store_true", help="no question asked (there is none)")
-_LOAD.add_argument("-n", dest="namespace", help="not supported")
-_LOAD.add_argument("source", nargs="+")
+
+@functools.cache
+def _load_parser() -> argparse.ArgumentParser:
+    parser = make_parser("%load")
+    parser.add_argument("-r", dest="lines", help="only these lines: 5-10, 3,7, 20: (1-based)")
+    parser.add_argument("-s", dest="symbols", help="only these functions and classes: f,Cls")
+    parser.add_argument("-y", dest="yes", action="store_true", help="no question asked (there is none)")
+    parser.add_argument("-n", dest="namespace", help="not supported")
+    parser.add_argument("source", nargs="+")
+    return parser
 
 
 def select_lines(code: str, spec: str) -> str:
@@ -155,7 +167,7 @@ def load(magics: Magics, line: str) -> None:
     """``%load SOURCE``: replace this cell with ``# %load SOURCE`` and the code SOURCE names (a
     file, a URL, history ranges, a string variable, an object's source); run it to run the code.
     ``-r LINES`` keeps only those lines, ``-s NAMES`` those functions and classes."""
-    args = _LOAD.parse_line(line)
+    args = parse_line(_load_parser(), line)
     if args.namespace is not None:
         raise UsageError("%load -n is not supported by fastkernel")
     code = find_code(magics, " ".join(args.source), search_ns=True)
