@@ -1,7 +1,7 @@
 """IPython habits notebooks and tools rely on, through a real kernel (issue 2/7).
 
-Indented cells, ``''`` on ``sys.path``, %autoawait, the parent API of threads, ``started`` in the
-execute_reply metadata and %load_ext. The history magics are in test_history_magics.py.
+Indented cells, ``''`` on ``sys.path``, %autoawait, interrupting pdb, the parent API of threads,
+``started`` in the execute_reply metadata and %load_ext. The history magics are in test_history_magics.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import Execution, KernelHarness
+from tests.e2e.harness import TIMEOUT, Execution, KernelHarness
 
 
 def ok(kernel: KernelHarness, code: str) -> Execution:
@@ -115,6 +115,19 @@ def test_tasks_scheduled_without_await_run_between_cells(fresh_kernel: KernelHar
     later = "".join(m["content"]["text"] for m in kernel.stray if for_cell(msg_id)(m))
     assert ex.stream_text() + later == "012done\n"  # the task wrote to the cell that created it
     assert result(ok(kernel, "task.done()")) == "True"
+
+
+def test_an_interrupt_at_a_pdb_prompt_ends_the_cell(fresh_kernel: KernelHarness) -> None:
+    kernel = fresh_kernel
+    msg_id = kernel.kc.execute("import pdb; pdb.set_trace()\nprint('not reached')", stop_on_error=False)
+    prompt = kernel.kc.get_stdin_msg(timeout=TIMEOUT)
+    assert prompt["msg_type"] == "input_request" and prompt["content"]["prompt"] == "(Pdb) "
+    kernel.km.interrupt_kernel()
+    reply = kernel.get_reply(msg_id)
+    assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
+    ex = Execution(reply, kernel.collect_iopub(msg_id))
+    assert "not reached" not in ex.stream_text()
+    assert result(ok(kernel, "1 + 1")) == "2"  # the debugger is gone: nothing traces this cell
 
 
 # -- the parent of threads ------------------------------------------------------------------

@@ -27,6 +27,7 @@ from fastkernel.interpreter.hooks import (
     KernelHelp,
     Patches,
     install_inspect_classes,
+    install_pdb_interrupts,
     install_warnings_labels,
 )
 from fastkernel.interpreter.inputhistory import InputHistory, SessionInputs
@@ -163,6 +164,7 @@ class Interpreter:
         self.patches.set(builtins, "display", display)
         install_warnings_labels(self.patches, self.sources)
         install_inspect_classes(self.patches, self.sources)
+        self._cancel_hooks.append(install_pdb_interrupts(self.patches))
         from fastkernel.interpreter import mpsupport
 
         self._cancel_hooks += mpsupport.install(self.patches)
