@@ -39,6 +39,35 @@ msgspec_v5.schema_fragments["input_request"] = {
     "required": ["prompt", "password"],
 }
 
+# Subshells (JEP 91) and usage_request (jupyter-resource-usage), which the schemas predate.
+msgspec_v5.schema_fragments.setdefault(
+    "create_subshell_reply",
+    {"properties": {"subshell_id": {"type": "string"}}, "required": ["subshell_id"]},
+)
+msgspec_v5.schema_fragments.setdefault("delete_subshell_reply", {"properties": {}})
+msgspec_v5.schema_fragments.setdefault(
+    "list_subshell_reply",
+    {
+        "properties": {"subshell_id": {"type": "array", "items": {"type": "string"}}},
+        "required": ["subshell_id"],
+    },
+)
+msgspec_v5.schema_fragments.setdefault(
+    "usage_reply",
+    {
+        "properties": {
+            "hostname": {"type": "string"},
+            "pid": {"type": "integer"},
+            "cpu_count": {"type": "integer"},
+            "kernel_cpu": {"type": "number"},
+            "kernel_memory": {"type": "integer"},
+            "host_cpu_percent": {"type": "number"},
+            "host_virtual_memory": {"type": "object"},
+        },
+        "required": ["hostname", "pid", "cpu_count"],
+    },
+)
+
 PROTOCOL_VERSION = "5.5"
 
 

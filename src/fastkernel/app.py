@@ -205,6 +205,7 @@ def _serve(server: KernelServer, kernel: Kernel, created_path: str | None, grace
         starttrace.mark("serving")
         server.serve(kernel)
     finally:
+        server.stop_subshells()  # before the runtime closes: their cells may still write output
         kernel.close()
         if grace is not None:
             terminate_children(grace)  # after the shutdown reply: the frontend is not kept waiting

@@ -21,15 +21,20 @@ session's cells copied over.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fastkernel import historydb
 from fastkernel.historydb import MEMORY, Row
+
+Result = TypeVar("Result")
 
 log = logging.getLogger("fastkernel")
 
@@ -56,6 +61,17 @@ def jupyter_data_dir() -> Path:
 
 def default_history_file() -> Path:
     return jupyter_data_dir() / "fastkernel" / "history.sqlite"
+
+
+def _locked(method: Callable[..., Result]) -> Callable[..., Result]:
+    """``method`` holding the store's lock (the main shell and subshells share the store)."""
+
+    @functools.wraps(method)
+    def locked(self: HistoryStore, *args: Any, **kwargs: Any) -> Result:
+        with self.lock:
+            return method(self, *args, **kwargs)
+
+    return locked
 
 
 class HistoryStore:
@@ -103,6 +119,7 @@ class HistoryStore:
         self._results: dict[int, str] = {}  # this session's results, likewise
         self._next_flush = 0.0
         self._warned = False
+        self.lock = threading.RLock()  # the main shell and subshells record and query at once
 
     @property
     def enabled(self) -> bool:
@@ -110,6 +127,7 @@ class HistoryStore:
 
     # -- recording ------------------------------------------------------------
 
+    @_locked
     def record(self, line: int, source_raw: str, source: str | None = None) -> None:
         """Cell ``line`` of this session ran ``source_raw`` (``source``: after transformation)."""
         if self.path is None:
@@ -120,6 +138,7 @@ class HistoryStore:
         if len(self._pending) >= INLINE_FLUSH_ROWS:
             self.flush()
 
+    @_locked
     def record_output(self, line: int | None, data: dict[str, Any]) -> None:
         """The result of cell ``line`` (its MIME bundle); kept only with ``store_output``."""
         if self.path is None or not self.store_output or line is None:
@@ -131,6 +150,7 @@ class HistoryStore:
 
     # -- writing --------------------------------------------------------------
 
+    @_locked
     def on_idle(self) -> float | None:
         """The kernel is idle: write what is pending when due. Seconds until the next call, or None."""
         if not self._pending and not self._outputs:
@@ -141,6 +161,7 @@ class HistoryStore:
         self.flush()
         return None
 
+    @_locked
     def flush_if_due(self) -> None:
         """A cell is about to run: write what is pending if the last write was long enough ago.
 
@@ -150,6 +171,7 @@ class HistoryStore:
         if (self._pending or self._outputs) and time.monotonic() >= self._next_flush:
             self.flush()
 
+    @_locked
     def flush(self) -> None:
         """Write what is pending now (to memory instead if the file fails). Never raises."""
         if not self._pending and not self._outputs:
@@ -166,6 +188,7 @@ class HistoryStore:
         self._outputs.clear()
         self._next_flush = time.monotonic() + self.flush_interval
 
+    @_locked
     def close(self) -> None:
         """Write what is pending, note the session's end, close the database. Never raises."""
         self.flush()
@@ -253,6 +276,7 @@ class HistoryStore:
             self._fall_back(err)
             return historydb.select(self.conn, where, params, order, unique=unique)
 
+    @_locked
     def tail(self, n: int, raw: bool = True, output: bool = False) -> list[list[Any]]:
         """The last ``n`` cells over all sessions, oldest first."""
         if self.path is None or n <= 0:
@@ -260,6 +284,7 @@ class HistoryStore:
         rows = self._query("", (n,), "ORDER BY h.session DESC, h.line DESC LIMIT ?")
         return _shape(rows[::-1], raw, output)
 
+    @_locked
     def range(
         self,
         session: int = 0,
@@ -291,6 +316,7 @@ class HistoryStore:
             where, params = "WHERE h.session = ? AND h.line >= ?", (session, start)
         return _shape(self._query(where, params, "ORDER BY h.line"), raw, output)
 
+    @_locked
     def search(
         self,
         pattern: str = "*",

@@ -43,7 +43,8 @@ def connect(path: str, busy_timeout: float) -> Connection:
 
     if path != MEMORY:
         Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
+    # Used from the main thread and from subshells' threads, one at a time (HistoryStore's lock).
+    conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
     try:
         if path != MEMORY:
             conn.execute("PRAGMA journal_mode = WAL")

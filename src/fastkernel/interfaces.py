@@ -49,6 +49,17 @@ class Outlet(Protocol):
     def stop(self) -> None:
         """Leave the serving loops; called after a shutdown reply has been sent."""
 
+    def create_subshell(self) -> str:
+        """Start a subshell (JEP 91); return its id."""
+        ...
+
+    def delete_subshell(self, subshell_id: str) -> None:
+        """End a subshell's thread (after its running request); KeyError if there is none."""
+
+    def list_subshells(self) -> list[str]:
+        """The ids of the live subshells."""
+        ...
+
 
 class Core(Protocol):
     """What the transport needs from the core."""
@@ -63,6 +74,9 @@ class Core(Protocol):
     def event_loop(self) -> Any:
         """The user's asyncio loop, once a cell has made one (run between requests), else None."""
 
-    def executing(self) -> bool:
-        """Whether user code is on the main thread's stack (what SIGINT may interrupt)."""
+    def executing(self, thread_id: int | None = None) -> bool:
+        """Whether user code is on the stack of the thread ``thread_id`` (default: the calling one)."""
         ...
+
+    def refuse(self, msg: Message, ename: str, evalue: str) -> None:
+        """Answer a shell request without running it: busy, an error reply, idle."""

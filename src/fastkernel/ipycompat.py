@@ -61,6 +61,10 @@ class KernelLink:
     def get_parent(self, channel: str | None = None) -> dict[str, Any]:
         return self._kernel.current_request() or {}  # {} before the first request
 
+    def list_subshells(self) -> list[str]:
+        """The ids of the kernel's subshells (JEP 91), as ``%subshell`` shows them."""
+        return self._kernel.outlet.list_subshells()
+
     @property
     def _parent_header(self) -> dict[str, Any]:  # ipykernel < 6 kept the request under this name
         return self._kernel.current_request() or {}  # {} before the first request

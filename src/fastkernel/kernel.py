@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -48,7 +47,6 @@ LIGHT_REQUESTS = frozenset(
         "shutdown_request",
     }
 )
-RUNTIME_AFTER_S = 0.25  # with no request yet, the runtime is built this long after serving began
 
 
 class RuntimeOptions(NamedTuple):
@@ -81,15 +79,16 @@ class Kernel:
         self.connection_info = connection_info or {}
         self.stop_on_error_reply = stop_on_error_reply
         self.execution_count = 0
-        self.parent: Message | None = None  # the request being handled on the main thread
-        self.allow_stdin = False
+        self._count_lock = threading.Lock()  # subshells run cells concurrently
+        # Per thread (main shell, each subshell): the request being handled, and whether its
+        # frontend accepts input.
+        self._local = threading.local()
         self.published = 0  # iopub messages so far: tells whether a cell produced output
         self._runtime_options = runtime
         self._on_runtime = on_runtime  # app.py: process-wide installs and fd capture
         self._runtime: Runtime | None = None
         self._runtime_lock = threading.Lock()
         self._answered = 0
-        self._created = time.monotonic()
         self._unknown_logged: set[str] = set()
         self._bad_requests = RateLimitedLog(log)
         self.shell_handlers: dict[str, Handler] = {
@@ -110,7 +109,35 @@ class Kernel:
             "is_complete_request": self.is_complete_request,
             "connect_request": self.connect_request,
             "comm_info_request": self.comm_info_request,
+            "create_subshell_request": self.create_subshell_request,
+            "delete_subshell_request": self.delete_subshell_request,
+            "list_subshell_request": self.list_subshell_request,
+            "usage_request": self.usage_request,
         }
+
+    @property
+    def parent(self) -> Message | None:
+        """The request the calling thread is handling (None on threads that serve none)."""
+        parent: Message | None = getattr(self._local, "parent", None)
+        return parent
+
+    @parent.setter
+    def parent(self, msg: Message | None) -> None:
+        self._local.parent = msg
+
+    @property
+    def allow_stdin(self) -> bool:
+        return bool(getattr(self._local, "allow_stdin", False))
+
+    @allow_stdin.setter
+    def allow_stdin(self, allowed: bool) -> None:
+        self._local.allow_stdin = allowed
+
+    def next_count(self) -> int:
+        """Count a cell that stores history: the shared execution counter, one step on."""
+        with self._count_lock:
+            self.execution_count += 1
+            return self.execution_count
 
     # -- the runtime (see the module docstring) -------------------------------------
 
@@ -156,15 +183,18 @@ class Kernel:
     def on_idle(self) -> float | None:
         """Main thread, nothing waiting: build the runtime after the first reply, else write history."""
         if self._runtime is None:
-            waited = time.monotonic() - self._created
-            if self._answered or waited >= RUNTIME_AFTER_S:
-                self.runtime  # noqa: B018  # built here, between requests, not in the first one
-                return 0.0
-            return RUNTIME_AFTER_S - waited
+            if not self._answered:
+                return None  # nothing asked yet: the first reply comes before the runtime
+            self.runtime  # noqa: B018  # built here, between requests, not in the first one
+            return 0.0
         return self._runtime.history_store.on_idle()
 
-    def executing(self) -> bool:
-        return self._runtime is not None and self._runtime.interpreter.executing
+    def executing(self, thread_id: int | None = None) -> bool:
+        if self._runtime is None:
+            return False
+        if thread_id is None:
+            return self._runtime.interpreter.executing
+        return thread_id in self._runtime.interpreter.executing_threads
 
     def event_loop(self) -> Any:
         return None if self._runtime is None else self._runtime.interpreter.event_loop
@@ -260,7 +290,26 @@ class Kernel:
     # -- handlers -----------------------------------------------------------------------
 
     def kernel_info_request(self, msg: Message) -> Reply:
-        return Reply(kernel_info_content(supported_features=[]))
+        return Reply(kernel_info_content(supported_features=["kernel subshells"]))
+
+    def create_subshell_request(self, msg: Message) -> Reply:
+        return Reply({"status": "ok", "subshell_id": self.outlet.create_subshell()})
+
+    def delete_subshell_request(self, msg: Message) -> Reply:
+        subshell_id = field(msg, "subshell_id", str)
+        try:
+            self.outlet.delete_subshell(subshell_id)
+        except KeyError:
+            return Reply(error_content("SubshellNotFound", f"there is no subshell {subshell_id!r}"))
+        return Reply({"status": "ok"})
+
+    def list_subshell_request(self, msg: Message) -> Reply:
+        return Reply({"status": "ok", "subshell_id": self.outlet.list_subshells()})
+
+    def usage_request(self, msg: Message) -> Reply:
+        from fastkernel.usage import usage_content
+
+        return Reply(usage_content())
 
     def connect_request(self, msg: Message) -> Reply:
         ports = {k: v for k, v in self.connection_info.items() if k.endswith("_port")}
@@ -328,7 +377,7 @@ class Kernel:
 
     def shutdown_request(self, msg: Message) -> Reply:
         restart = field(msg, "restart", bool, False)
-        if self.executing():  # a shutdown while a cell runs interrupts it first
+        if self.executing(threading.main_thread().ident):  # a shutdown while a cell runs interrupts it
             self.outlet.interrupt_main()
         return Reply({"status": "ok", "restart": restart}, then=self.outlet.stop)
 
@@ -360,6 +409,17 @@ class Kernel:
         reply, abort = self.runtime.execute(msg)
         # stop_on_error: once the reply is out, answer what was queued behind the failed cell
         return reply._replace(then=self.abort_queued) if abort else reply
+
+    def refuse(self, msg: Message, ename: str, evalue: str) -> None:
+        """Answer a shell request without running it (a deleted or unknown subshell)."""
+        self.publish_status("busy", msg)
+        content = error_content(ename, evalue)
+        if msg["msg_type"] == "execute_request":
+            content["execution_count"] = self.execution_count
+        try:
+            self.send_reply("shell", msg, Reply(content, {"status": "error"}))
+        finally:
+            self.publish_status("idle", msg)
 
     def abort_queued(self) -> None:
         """Answer already-queued execute requests without running them (stop_on_error)."""

@@ -234,12 +234,21 @@ class StreamCoalescer:
         self.flush()
 
     @contextmanager
-    def cell(self, parent: Any) -> Iterator[None]:
+    def cell(self, parent: Any, attribute: bool = True) -> Iterator[None]:
         """Attribute output to ``parent`` while a cell runs, and to its threads and tasks for good.
 
         On the way out, output still in the other sources is taken in and, if the cell went
-        past ``output_limit``, the elision line and the kept tail are published.
+        past ``output_limit``, the elision line and the kept tail are published. With
+        ``attribute`` false (a subshell's cell, beside the main shell's), ``CURRENT_CELL``
+        output and ``output_limit`` stay the main shell's.
         """
+        if not attribute:
+            try:
+                with output_to(parent):
+                    yield
+            finally:
+                self.sync()
+            return
         with self._lock:
             self.parent = parent
             self._clip = _Clip(parent, self.output_limit) if self.output_limit > 0 else None

@@ -83,6 +83,8 @@ class Runtime:
         self.stdout = KernelStream("stdout", self.streams.write)
         self.stderr = KernelStream("stderr", self.streams.write)
         self.capture: OutputCapture | None = None
+        self._cell = threading.local()  # the count of the cell each thread runs (subshells)
+        self._stdin_lock = threading.Lock()  # one prompt at a time on the stdin socket
         self.completer: Any = None  # interpreter.completion.Completer, made by the first complete_request
 
     def install_hooks(self) -> None:
@@ -146,7 +148,8 @@ class Runtime:
         data, metadata = format_object(value)
         self.interpreter.history.record_output(value)  # _, Out[n], _n when the cell stores history
         self.history_store.record_output(self.interpreter.history.current, data)
-        content = {"execution_count": self.kernel.execution_count, "data": data, "metadata": metadata}
+        count = getattr(self._cell, "count", self.kernel.execution_count)  # this thread's cell
+        content = {"execution_count": count, "data": data, "metadata": metadata}
         self.streams.wait_for_room()
         self.kernel.publish("execute_result", content, self.kernel.parent)
 
@@ -161,18 +164,19 @@ class Runtime:
                 "input() is not available: the frontend that sent this request does not accept "
                 "input (allow_stdin is false)"
             )
-        if threading.current_thread() is not threading.main_thread():
-            raise StdinNotImplementedError("input() is only available on the kernel's main thread")
         self.streams.sync()  # output before the prompt (fd output too) shows before it
-        kernel.outlet.drain_stdin()
-        request = kernel.factory.msg("input_request", {"prompt": prompt, "password": password}, parent)
-        asked = parent.get("idents")
-        kernel.outlet.send("stdin", request, asked)
-        while True:
-            reply = kernel.outlet.next_stdin()
-            if answers(reply, request["header"]["msg_id"], None if asked is None else list(asked)):
-                break
-            log.debug("ignoring a stdin message that does not answer the prompt: %s", reply["msg_type"])
+        # The main shell and subshells may prompt at once: one prompt and its answer at a time
+        # on the stdin socket, which moves between their threads with this lock.
+        with self._stdin_lock:
+            kernel.outlet.drain_stdin()
+            request = kernel.factory.msg("input_request", {"prompt": prompt, "password": password}, parent)
+            asked = parent.get("idents")
+            kernel.outlet.send("stdin", request, asked)
+            while True:
+                reply = kernel.outlet.next_stdin()
+                if answers(reply, request["header"]["msg_id"], None if asked is None else list(asked)):
+                    break
+                log.debug("ignoring a stdin message that does not answer the prompt: %s", reply["msg_type"])
         value = reply["content"].get("value", "") if isinstance(reply["content"], dict) else ""
         return str(value)
 
@@ -187,9 +191,8 @@ class Runtime:
         expressions = field(msg, "user_expressions", dict, {})
         stop_on_error = field(msg, "stop_on_error", bool, True)
         allow_stdin = field(msg, "allow_stdin", bool, True)
-        if store_history:
-            kernel.execution_count += 1
-        count = kernel.execution_count
+        count = kernel.next_count() if store_history else kernel.execution_count
+        self._cell.count = count
         if not silent:
             kernel.publish("execute_input", {"code": code, "execution_count": count}, msg)
         self.history_store.flush_if_due()  # cells queued before this one (see HistoryStore)
@@ -199,7 +202,8 @@ class Runtime:
         published_before = kernel.published
         kernel.parent = msg
         kernel.allow_stdin = allow_stdin
-        with self.streams.cell(msg):  # output goes to msg, also from threads and tasks the cell starts
+        on_main = threading.current_thread() is threading.main_thread()
+        with self.streams.cell(msg, attribute=on_main):  # output to msg, also from its threads and tasks
             outcome = self.interpreter.run_cell(
                 code, f"Cell In[{count}]", display=not silent, count=count, store_history=store_history
             )

@@ -173,6 +173,25 @@ class RejectLog:
         self._lines.flush(self._describe)
 
 
+def peek_subshell_id(frames: list[bytes]) -> str | None:
+    """The ``subshell_id`` a shell request's header names, read without verifying anything.
+
+    Only for routing (transport/subshells.py): whoever receives the frames verifies them,
+    so a forged header can choose a queue, never get a message accepted.
+    """
+    for i, frame in enumerate(frames[: MAX_IDENTS + 1]):
+        if frame == DELIMITER:
+            if len(frames) < i + 3 or b"subshell_id" not in frames[i + 2]:
+                return None
+            try:
+                header = _DECODER.decode(bytes(frames[i + 2]).decode("utf-8"))
+            except (ValueError, UnicodeDecodeError, RecursionError):
+                return None
+            sid = header.get("subshell_id") if isinstance(header, dict) else None
+            return sid if isinstance(sid, str) else None
+    return None
+
+
 class WireCodec:
     """Turns message dicts into signed frames and verified frames into message dicts.
 

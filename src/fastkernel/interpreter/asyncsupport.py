@@ -104,12 +104,15 @@ class EventLoopHost:
         asyncio.set_event_loop(loop)
         return loop
 
-    def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+    def run(self, coroutine: Coroutine[Any, Any, Any], runner: str = "asyncio") -> Any:
         """Run a cell's coroutine to completion on the kernel's loop and return its value.
 
         An interrupt (KeyboardInterrupt) that leaves the cell's task pending cancels it, so an
-        interrupted cell does not resume by itself the next time the loop runs.
+        interrupted cell does not resume by itself the next time the loop runs. ``runner``
+        "trio" (``%autoawait trio``) runs it with :func:`run_with_trio` instead.
         """
+        if runner == "trio":
+            return run_with_trio(coroutine)
         loop = self._ensure_loop()
         task = loop.create_task(coroutine)
         try:

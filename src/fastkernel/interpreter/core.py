@@ -9,10 +9,9 @@ import __future__ as future_module
 
 import ast
 import builtins
-import io
 import sys
+import threading
 import time
-import tokenize
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,8 +25,8 @@ from fastkernel.interpreter.hooks import (
     ExitCall,
     KernelHelp,
     Patches,
+    install_habits,
     install_inspect_classes,
-    install_pdb_interrupts,
     install_warnings_labels,
 )
 from fastkernel.interpreter.inputhistory import InputHistory, SessionInputs
@@ -35,7 +34,7 @@ from fastkernel.interpreter.magics.transform import MAGICS, strip_leading_indent
 from fastkernel.interpreter.outcache import OutputCache
 from fastkernel.interpreter.peakrss import peak_rss_bytes
 from fastkernel.interpreter.shell import FastKernelShell
-from fastkernel.interpreter.sources import CellSources
+from fastkernel.interpreter.sources import CellSources, has_trailing_semicolon
 from fastkernel.interpreter.tracebacks import CellError, format_error
 
 if TYPE_CHECKING:
@@ -48,9 +47,6 @@ if TYPE_CHECKING:
 ResultHook = Callable[[Any], None]
 
 CO_COROUTINE = 0x80  # inspect.CO_COROUTINE: the code used top-level await
-_INSIGNIFICANT = frozenset(
-    {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER}
-)
 
 
 @dataclass
@@ -67,29 +63,6 @@ class CellOutcome:
     payload: list[dict[str, Any]] = field(default_factory=list)
     duration_s: float = 0.0
     peak_rss_growth_bytes: int | None = None
-
-
-def _has_trailing_semicolon(source: str, node: ast.stmt) -> bool:
-    """Whether the statement ``node`` ends with ``;``.
-
-    Decided on tokens, not text, so a ``;`` in a comment or a string does not count.
-    Tokenizing starts at the statement itself, not at the top of the cell.
-    """
-    lines = io.StringIO(source, newline=None).readlines()  # the compiler's line numbering
-    first = lines[node.lineno - 1].encode("utf-8")[node.col_offset :].decode("utf-8")
-    last = None
-    try:
-        for token in tokenize.generate_tokens(io.StringIO("".join([first, *lines[node.lineno :]])).readline):
-            if token.type not in _INSIGNIFICANT:
-                last = token
-    except (tokenize.TokenError, SyntaxError):
-        return False
-    return last is not None and last.type == tokenize.OP and last.string == ";"
-
-
-def _remove_cwd_from_path() -> None:
-    if "" in sys.path:
-        sys.path.remove("")
 
 
 class Interpreter:
@@ -112,8 +85,7 @@ class Interpreter:
             (no kernel): ``display()`` and ``display_pub`` send nothing, and
             ``get_ipython().showtraceback()`` writes to stderr.
         input_history
-            The kernel's input history, which %history, %save, %load, %recall and %rerun read.
-            None: this session's ``In`` only.
+            What %history, %save, %load, %recall and %rerun read; None: this session's ``In``.
         """
         self.module = types.ModuleType("__main__", doc="fastkernel user namespace")
         self.namespace: dict[str, Any] = self.module.__dict__
@@ -125,20 +97,43 @@ class Interpreter:
         self.publish_display = publish_display
         self.history = OutputCache(self.namespace)  # In, Out, _, __, ___, _N, _iN
         self.input_history: InputHistory = input_history or SessionInputs(self.history)
-        self.autoawait = True  # top-level await allowed (%autoawait)
-        self.async_runner = "asyncio"  # what runs a cell that awaits: asyncio or trio (%autoawait)
+        self.autoawait, self.async_runner = True, "asyncio"  # %autoawait: allowed; asyncio or trio
         self.future_flags = 0
         self.sources = CellSources()
         self.labels = self.sources.labels  # cell filename -> "Cell In[n]"
         self._loop_host: EventLoopHost | None = None  # made by the first await cell
         self.patches = Patches()
-        self.executing = False  # True while user code is on the stack
-        self._payload: list[dict[str, Any]] | None = None  # the running cell's payload
+        # Per thread (subshells run cells concurrently): whether user code is on this thread's
+        # stack (what SIGINT may interrupt on the main thread), and its running cell's payload.
+        self._cell = threading.local()
+        self.executing_threads: set[int] = set()  # idents of the threads where user code runs
         self._previous_main: types.ModuleType | None = None
         self._cancel_hooks: list[Callable[[], None]] = []
         self.events = EventManager()  # pre/post_execute, pre/post_run_cell (IPython's names)
         self.shell = FastKernelShell(self)  # get_ipython(), in the namespace like exit and quit
         self.namespace["get_ipython"] = self.shell.get_ipython
+
+    @property
+    def executing(self) -> bool:
+        """True while user code is on the calling thread's stack."""
+        return bool(getattr(self._cell, "executing", False))
+
+    @executing.setter
+    def executing(self, value: bool) -> None:
+        self._cell.executing = value
+        if value:
+            self.executing_threads.add(threading.get_ident())
+        else:
+            self.executing_threads.discard(threading.get_ident())
+
+    @property
+    def _payload(self) -> list[dict[str, Any]] | None:
+        payload: list[dict[str, Any]] | None = getattr(self._cell, "payload", None)
+        return payload
+
+    @_payload.setter
+    def _payload(self, payload: list[dict[str, Any]] | None) -> None:
+        self._cell.payload = payload
 
     # -- process-wide set-up ------------------------------------------------
 
@@ -149,14 +144,11 @@ class Interpreter:
         find what cells define); ``help()`` writes to the cell's stdout; warnings and
         ``inspect.getsource`` know cells; multiprocessing's spawn method can run cell functions.
         It becomes :func:`running.current() <fastkernel.interpreter.running.current>`, which
-        ``display()``, ``get_ipython()`` and matplotlib's figures go through. ``''`` goes first
-        on ``sys.path``, as under IPython, so ``import mymodule`` finds it in the working directory.
+        ``display()``, ``get_ipython()`` and matplotlib's figures go through.
         """
         self._previous_main = sys.modules.get("__main__")
         sys.modules["__main__"] = self.module
-        if "" not in sys.path:  # as under IPython: imports follow the working directory (%cd)
-            sys.path.insert(0, "")
-            self._cancel_hooks.append(_remove_cwd_from_path)
+        self._cancel_hooks += install_habits(self.patches)  # '' on sys.path, pdb interrupts
         running.set_current(self)  # before the hooks below, which may run at once
         self.patches.set(builtins, "help", KernelHelp())
         from fastkernel.interpreter.display import display
@@ -164,7 +156,6 @@ class Interpreter:
         self.patches.set(builtins, "display", display)
         install_warnings_labels(self.patches, self.sources)
         install_inspect_classes(self.patches, self.sources)
-        self._cancel_hooks.append(install_pdb_interrupts(self.patches))
         from fastkernel.interpreter import mpsupport
 
         self._cancel_hooks += mpsupport.install(self.patches)
@@ -194,9 +185,16 @@ class Interpreter:
 
     @property
     def loop_host(self) -> EventLoopHost:
-        if self._loop_host is None:
-            from fastkernel.interpreter.asyncsupport import EventLoopHost
+        """The main thread's loop host; a thread of its own for each other thread (a subshell):
+        one asyncio loop cannot run on two threads at once."""
+        from fastkernel.interpreter.asyncsupport import EventLoopHost
 
+        if threading.current_thread() is not threading.main_thread():
+            host: EventLoopHost | None = getattr(self._cell, "loop_host", None)
+            if host is None:
+                host = self._cell.loop_host = EventLoopHost()
+            return host
+        if self._loop_host is None:
             self._loop_host = EventLoopHost()
         return self._loop_host
 
@@ -220,7 +218,7 @@ class Interpreter:
         self._collect_future_flags(tree)
         last = None
         tail = tree.body[-1] if tree.body else None
-        if isinstance(tail, ast.Expr) and not _has_trailing_semicolon(source, tail):
+        if isinstance(tail, ast.Expr) and not has_trailing_semicolon(source, tail):
             last = ast.Expression(tree.body.pop().value)
         body = compile(tree, filename, "exec", self._flags(), dont_inherit=True)
         last_code = compile(last, filename, "eval", self._flags(), dont_inherit=True) if last else None
@@ -270,11 +268,7 @@ class Interpreter:
         body, last = self.compile_cell(source, filename)
         if (body.co_flags | (last.co_flags if last else 0)) & CO_COROUTINE:
             # One coroutine for the whole cell, so its last line runs in the loop too.
-            if self.async_runner == "trio":
-                from fastkernel.interpreter.asyncsupport import run_with_trio
-
-                return run_with_trio(self.run_async(body, last, local))
-            return self.loop_host.run(self.run_async(body, last, local))
+            return self.loop_host.run(self.run_async(body, last, local), self.async_runner)
         eval(body, self.namespace, local)
         return eval(last, self.namespace, local) if last is not None else None
 

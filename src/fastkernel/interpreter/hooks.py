@@ -5,7 +5,8 @@
 - ``help()`` writes plain text to the cell's stdout, never through a pager;
 - warnings raised by cell code are labelled ``Cell In[n], line k``;
 - ``inspect.getsource`` finds classes defined in cells;
-- an interrupt at a ``pdb`` prompt ends the cell, as under IPython (pdb alone asks again).
+- an interrupt at a ``pdb`` prompt ends the cell, as under IPython (pdb alone asks again);
+- ``''`` is first on ``sys.path``, as under IPython: imports follow the working directory.
 
 Every change goes through :class:`Patches`, so it can be undone (tests install and remove
 them around each test).
@@ -155,3 +156,22 @@ def _adapt_pdb(patches: Patches, pdb_class: Any) -> None:
 
     patches.set(pdb_class, "cmdloop", kernel_cmdloop)
     patches.set(pdb_class, "interaction", kernel_interaction)
+
+
+def install_cwd_on_path() -> Callable[[], None]:
+    """Put ``''`` first on ``sys.path`` (as IPython does), so ``import mymodule`` finds it in the
+    working directory, also after ``%cd``. Returns a function that takes it out again."""
+    if "" in sys.path:
+        return lambda: None
+    sys.path.insert(0, "")
+
+    def remove() -> None:
+        if "" in sys.path:
+            sys.path.remove("")
+
+    return remove
+
+
+def install_habits(patches: Patches) -> list[Callable[[], None]]:
+    """IPython's: ``''`` on ``sys.path``, interrupts that end a pdb prompt. Returns cancel functions."""
+    return [install_cwd_on_path(), install_pdb_interrupts(patches)]

@@ -11,6 +11,7 @@ import builtins
 import gc
 import itertools
 import sys
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -97,13 +98,23 @@ class OutputCache:
         self.outputs: dict[int, Any] = {}  # Out, oldest first
         self.sizes: dict[int, int] = {}
         self.total_bytes = 0
-        self.current: int | None = None  # the running cell's count, when it stores history
+        self._cell = threading.local()  # per thread: subshells run cells concurrently
         self._recent_inputs = ["", "", "", ""]  # this cell, _i, _ii, _iii
         self._unders: list[Any] = ["", "", ""]  # the last three results
         self._bound: list[Any] = ["", "", ""]  # what we last bound to _, __, ___
         namespace.update(In=self.inputs, Out=self.outputs, _ih=self.inputs, _oh=self.outputs)
         self._bind_unders()
         self._bind_inputs()
+
+    @property
+    def current(self) -> int | None:
+        """The count of the cell running on this thread, when it stores history."""
+        count: int | None = getattr(self._cell, "count", None)
+        return count
+
+    @current.setter
+    def current(self, count: int | None) -> None:
+        self._cell.count = count
 
     # -- inputs ---------------------------------------------------------------
 

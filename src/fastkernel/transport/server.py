@@ -31,6 +31,14 @@ fastkernel-heartbeat    hb, on its own      (heartbeat.py) echoes heartbeats ins
                         zmq.Context         (``zmq.proxy_steerable``), so it answers while
                                             Python holds the GIL. Started first, right
                                             after the sockets are bound.
+fastkernel-shell        shell, once a        (subshells.py) only once a subshell was
+                        subshell exists     created: takes the shell socket over from the
+                                            main thread and routes requests by
+                                            ``subshell_id`` to the main thread's inbox or a
+                                            subshell's queue; sends every shell reply.
+fastkernel-subshell-ID  nothing             (subshells.py) one per subshell: runs that
+                                            subshell's requests from its queue, in order,
+                                            beside the main thread and the others.
 fastkernel-fdcapture    the read ends of    (fdcapture.py) only with fd capture on: reads
                         the fd 1 and fd 2   what subprocesses and C code write to fds 1 and
                         pipes               2 and hands it to the stream coalescer; answers
@@ -54,6 +62,7 @@ import contextlib
 import os
 import signal
 import threading
+from collections import deque
 from collections.abc import Callable
 
 import zmq
@@ -69,6 +78,7 @@ from fastkernel.transport.heartbeat import Heartbeat
 from fastkernel.transport.interrupts import InterruptGate
 from fastkernel.transport.iopub import IOPubThread
 from fastkernel.transport.sockets import KernelSockets
+from fastkernel.transport.subshells import ShellRouter, current_subshell, refuse_unknown
 from fastkernel.wire import RejectLog, WireCodec, WireRejected
 
 
@@ -105,6 +115,15 @@ class KernelServer:
         self._main_thread_id = threading.main_thread().ident
         self._core: Core | None = None
         self._control: ControlThread | None = None
+        # The shell socket's owner: the main thread, or the router once subshells exist. The
+        # lock is held by whichever thread uses the socket; the main thread polls it holding
+        # the lock, so the router sets _takeover and wakes it before taking the lock.
+        self.shell_lock = threading.Lock()
+        self.routed = False
+        self._takeover = False
+        self._router: ShellRouter | None = None
+        self._router_lock = threading.Lock()  # one router, made by the first create_subshell
+        self._main_inbox: deque[list[bytes]] = deque()  # main-shell requests, in order
 
     # -- Outlet (fastkernel.interfaces) ------------------------------------------
 
@@ -118,7 +137,19 @@ class KernelServer:
             with self.gate.shielded():
                 send_frames(self.sockets.stdin, frames)
             return
-        send_frames(self.sockets.shell if channel == "shell" else self.sockets.control, frames)
+        if channel == "control":
+            send_frames(self.sockets.control, frames)
+            return
+        with self.shell_lock:
+            if not self.routed:  # the main thread owns the socket and is the one calling
+                send_frames(self.sockets.shell, frames)
+                return
+        router = self._router
+        assert router is not None
+        if threading.current_thread() is router:
+            send_frames(self.sockets.shell, frames)
+        else:
+            router.post(frames)
 
     def flush_iopub(self) -> None:
         self.iopub_thread.barrier()
@@ -133,15 +164,71 @@ class KernelServer:
         return self.gate.shielded()
 
     def drain_shell(self) -> list[Message]:
-        pending: list[Message] = []
-        while True:
-            try:
-                frames = self.sockets.shell.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return pending
-            msg = self._parse(frames, "shell")
-            if msg is not None:
-                pending.append(msg)
+        """The calling shell's queued requests: a subshell's queue, or the main shell's."""
+        subshell = current_subshell()
+        if subshell is not None:
+            return subshell.drain()
+        with self.shell_lock:
+            if not self.routed:
+                self._receive_into_inbox()
+        queued, self._main_inbox = list(self._main_inbox), deque()
+        return [msg for msg in (self.parse(frames, "shell") for frames in queued) if msg is not None]
+
+    # -- subshells (control thread) ------------------------------------------------
+
+    def create_subshell(self) -> str:
+        """A new subshell's id; the first one starts the shell router (see subshells.py)."""
+        return self._shell_router().create()
+
+    def delete_subshell(self, subshell_id: str) -> None:
+        """End ``subshell_id``'s thread; KeyError if there is no such subshell."""
+        if self._router is None:
+            raise KeyError(subshell_id)
+        self._router.delete(subshell_id)
+
+    def list_subshells(self) -> list[str]:
+        return [] if self._router is None else self._router.ids()
+
+    def _shell_router(self) -> ShellRouter:
+        with self._router_lock:
+            if self._router is None:
+                assert self._core is not None, "subshells are created once serving"
+                router = ShellRouter(self, self._core)
+                router.start()
+                if not router.taken.wait(10):
+                    raise RuntimeError("the shell router could not take the shell socket over")
+                self._router = router
+            return self._router
+
+    def stop_subshells(self) -> None:
+        """(shutdown) End the subshells, answering their queued requests, then the router."""
+        router = self._router
+        if router is not None and router.is_alive():
+            router.stop_all()  # their replies go out through the router, still running
+            router.finish()
+
+    def hand_back_shell(self, router: ShellRouter) -> bool:
+        """(the router thread) Give the shell socket back to the main thread if no subshell is
+        left (a create may have come meanwhile: then keep it). True if handed back."""
+        with self._router_lock, self.shell_lock:
+            if not router.unused():
+                return False
+            self.routed = self._takeover = False
+            self._router = None
+        self._main_wake.wake()  # it polls the socket itself again
+        return True
+
+    def take_over_shell(self) -> None:
+        """(the router thread) Become the shell socket's owner."""
+        self._takeover = True
+        self._main_wake.wake()  # the main thread leaves its poll of the socket and the lock
+        with self.shell_lock:
+            self.routed = True
+
+    def to_main(self, frames: list[bytes]) -> None:
+        """(the router thread) A main-shell request: queue it for the main thread and wake it."""
+        self._main_inbox.append(frames)
+        self._main_wake.wake()
 
     def next_stdin(self) -> Message:
         """Wait on the stdin socket (main thread) for the next message that passes the wire checks.
@@ -154,7 +241,7 @@ class KernelServer:
                 continue
             with self.gate.shielded():  # never leave half a multipart message behind
                 frames = stdin.recv_multipart()
-            msg = self._parse(frames, "stdin")
+            msg = self.parse(frames, "stdin")
             if msg is not None:
                 return msg
         raise EOFError("the kernel is shutting down")
@@ -204,27 +291,51 @@ class KernelServer:
             self.served.set()  # the control thread's watch of an orphaned kernel waits for this
 
     def receive_all(self, channel: str, core: Core) -> None:
-        """Handle every request waiting on ``channel`` (called by the socket's owner thread)."""
-        sock = self.sockets.shell if channel == "shell" else self.sockets.control
+        """Handle every request waiting on control (called by its owner thread)."""
+        sock = self.sockets.control
         while not self.stopping:
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            msg = self._parse(frames, channel)
-            if msg is None:
-                continue
+            msg = self.parse(frames, channel)
+            if msg is not None:
+                self.dispatch_safely(channel, msg, core)
+
+    def dispatch_safely(self, channel: str, msg: Message, core: Core) -> None:
+        try:
+            core.dispatch(channel, msg)
+        except Exception:  # a kernel bug must not end the thread that serves this channel
+            log.exception("unhandled error serving %s on %s", msg.get("msg_type"), channel)
+
+    def _receive_into_inbox(self) -> None:
+        """(main thread, holding shell_lock, not routed) Move waiting shell requests to the inbox."""
+        while True:
             try:
-                core.dispatch(channel, msg)
-            except Exception:  # a kernel bug must not end the thread that owns this socket
-                log.exception("unhandled error serving %s on %s", msg.get("msg_type"), channel)
+                self._main_inbox.append(self.sockets.shell.recv_multipart(zmq.NOBLOCK))
+            except zmq.Again:
+                return
+
+    def _serve_inbox(self, core: Core) -> None:
+        self.iopub_thread.start_batch()
+        try:
+            while self._main_inbox and not self.stopping:
+                msg = self.parse(self._main_inbox.popleft(), "shell")
+                if msg is None:
+                    continue
+                subshell_id = msg["header"].get("subshell_id")
+                if isinstance(subshell_id, str) and not self.routed:  # no subshell exists yet
+                    refuse_unknown(core, msg, subshell_id)
+                else:
+                    self.dispatch_safely("shell", msg, core)
+        finally:
+            self.iopub_thread.end_batch()
 
     def _serve_shell(self, core: Core) -> None:
         """Between requests the user's asyncio loop (once a cell has made one) gets its turn, so
         tasks that cells started keep running while the kernel is idle: the poll also waits on
         the loop's selector, with a timeout that ends when the loop's next timer is due."""
         poller = zmq.Poller()
-        poller.register(self.sockets.shell, zmq.POLLIN)
         poller.register(self._main_wake.read_fd, zmq.POLLIN)
         watched_loop = None
         idle_ms: int | None = None
@@ -236,10 +347,10 @@ class KernelServer:
                 timeout = loop_timeout_ms(loop)
                 if idle_ms is not None:
                     timeout = idle_ms if timeout is None else min(timeout, idle_ms)
-                events = dict(poller.poll(timeout))
+                self._poll_main(poller, 0 if self._main_inbox else timeout)
                 self._main_wake.drain()
-                if self.sockets.shell in events:
-                    self._receive_shell_batch(core)
+                if self._main_inbox:
+                    self._serve_inbox(core)
                 if loop is not None and not loop.is_closed():
                     run_loop_once(loop)
                 due = core.on_idle()
@@ -249,16 +360,24 @@ class KernelServer:
             except Exception:  # a failing user task callback must not stop the kernel
                 log.exception("error while running the asyncio loop between cells")
 
-    def _receive_shell_batch(self, core: Core) -> None:
-        self.iopub_thread.start_batch()
-        try:
-            self.receive_all("shell", core)
-        finally:
-            self.iopub_thread.end_batch()
+    def _poll_main(self, poller: zmq.Poller, timeout: int | None) -> None:
+        """Wait for work: on the shell socket too while the main thread owns it."""
+        shell = self.sockets.shell
+        with self.shell_lock:
+            if not self.routed and not self._takeover:
+                poller.register(shell, zmq.POLLIN)
+                try:
+                    if shell in dict(poller.poll(timeout)):
+                        self._receive_into_inbox()
+                finally:
+                    poller.unregister(shell)
+                return
+        poller.poll(timeout)
 
     def close(self) -> None:
         """Send what is queued, stop the threads and close every socket."""
         self.stop()
+        self.stop_subshells()
         if self.iopub_thread.is_alive():
             self.iopub_thread.stop()
             self.iopub_thread.join(timeout=5)
@@ -277,7 +396,8 @@ class KernelServer:
     def _welcome_frames(self, topic: bytes) -> list[bytes]:
         return self.codec.serialize(self.welcome(topic.decode("utf-8", "replace")), [topic])
 
-    def _parse(self, frames: list[bytes], channel: str) -> Message | None:
+    def parse(self, frames: list[bytes], channel: str) -> Message | None:
+        """The message ``frames`` carry, or None (rejected: counted and logged at a bounded rate)."""
         try:
             return self._codecs[channel].deserialize(frames)
         except WireRejected as err:

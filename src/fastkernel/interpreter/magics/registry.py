@@ -31,6 +31,7 @@ MODULES = (
     "loadsave",
     "autoawait",
     "extensions",
+    "subshell",
 )
 LINE: dict[str, Callable[..., Any]] = {}
 CELL: dict[str, Callable[..., Any]] = {}
