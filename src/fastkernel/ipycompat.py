@@ -12,7 +12,10 @@ adapts each one right after it has run and before any importer copies its names:
   (which copies them) publishes through the kernel;
 - ``IPython.core.interactiveshell``: ``InteractiveShell.initialized()`` is true and
   ``InteractiveShell.instance()`` returns the fastkernel shell, while no real IPython shell
-  exists (ipywidgets' ``Output.append_display_data`` formats through it).
+  exists (ipywidgets' ``Output.append_display_data`` formats through it);
+- ``IPython.core.magic``: a ``Magics`` class made with the fastkernel shell does not take it
+  as its traitlets parent (it is no ``Configurable``), so extensions' magics
+  (``%load_ext autoreload``) can be registered with ``get_ipython().register_magics``.
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ class KernelLink:
         if name.startswith("__"):
             raise AttributeError(name)
         have = ", ".join(n for n in dir(type(self)) if not n.startswith("__"))
-        raise AttributeError(f"fastkernel's get_ipython().kernel has no attribute {name!r}; it has: {have}")
+        message = f"fastkernel's get_ipython().kernel has no attribute {name!r}; it has: {have}"
+        raise AttributeError(message, name=name, obj=self)
 
     @property
     def comm_manager(self) -> Any:
@@ -84,6 +88,7 @@ def install(kernel: Kernel) -> None:
     after_import("IPython.core.getipython", _adapt_getipython)
     after_import("IPython.core.display_functions", _adapt_display_functions)
     after_import("IPython.core.interactiveshell", _adapt_interactiveshell)
+    after_import("IPython.core.magic", _adapt_magic)
 
 
 def get_ipython() -> FastKernelShell | None:
@@ -157,3 +162,16 @@ def _adapt_interactiveshell(module: ModuleType) -> None:
 
     shell_class.instance = classmethod(instance)
     shell_class.initialized = classmethod(initialized)
+
+
+def _adapt_magic(module: ModuleType) -> None:
+    """IPython ``Magics`` made for fastkernel's shell: not its traitlets parent (it is no Configurable)."""
+    magics_class = module.Magics
+    init = magics_class.__init__
+
+    def __init__(self: Any, shell: Any = None, **kwargs: Any) -> None:
+        if shell is not None and shell is get_ipython():
+            kwargs.setdefault("parent", None)
+        init(self, shell, **kwargs)
+
+    magics_class.__init__ = __init__

@@ -61,10 +61,15 @@ class Runtime:
     def __init__(self, kernel: Kernel, options: RuntimeOptions) -> None:
         self.kernel = kernel
         outlet = kernel.outlet
-        self.interpreter = Interpreter(on_result=self.publish_result, publish_display=self.publish_display)
-        self.interpreter.history.set_limits(options.output_cache_entries, options.output_cache_bytes)
-        # history_request; sqlite3 is imported on first use. Default: this session's, in memory.
+        # history_request and %history; sqlite3 is imported on first use. Default: this session's, in memory.
         self.history_store = options.history() if options.history is not None else HistoryStore()
+        self.interpreter = Interpreter(
+            on_result=self.publish_result,
+            publish_display=self.publish_display,
+            # with history off (--no-history) the magics read this session's In instead
+            input_history=self.history_store if self.history_store.enabled else None,
+        )
+        self.interpreter.history.set_limits(options.output_cache_entries, options.output_cache_bytes)
         self.streams = StreamCoalescer(
             kernel.publish_stream,
             self._schedule_flush,
@@ -177,12 +182,6 @@ class Runtime:
 
     # -- cells -----------------------------------------------------------------------
 
-    def record_history(self, count: int, code: str) -> None:
-        """Cell ``count`` into the history store; written to disk later, when the kernel is idle."""
-        inputs = self.interpreter.history.inputs
-        source = inputs[count] if count < len(inputs) and isinstance(inputs[count], str) else code
-        self.history_store.record(count, code, source)
-
     def execute(self, msg: Message) -> tuple[Reply, bool]:
         """Run an execute_request's cell: its reply, and whether to abort the queued requests."""
         kernel = self.kernel
@@ -197,6 +196,8 @@ class Runtime:
         if not silent:
             kernel.publish("execute_input", {"code": code, "execution_count": count}, msg)
         self.history_store.flush_if_due()  # cells queued before this one (see HistoryStore)
+        if store_history:  # before it runs, as in IPython: %history in the cell lists the cell
+            self.history_store.record(count, code)  # written to disk later, when the kernel is idle
         started = utcnow_iso()
         published_before = kernel.published
         kernel.parent = msg
@@ -230,8 +231,6 @@ class Runtime:
             "duration_s": outcome.duration_s,
             "peak_rss_growth_bytes": outcome.peak_rss_growth_bytes,
         }
-        if store_history:
-            self.record_history(count, code)
         # Like ipykernel, a silent cell's failure does not abort what the user queued.
         abort = content["status"] == "error" and stop_on_error and not silent
         return Reply(content, metadata), abort

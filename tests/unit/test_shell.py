@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import sys
 import types
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from fastkernel import ipycompat
 from fastkernel.interpreter import formatting, running
 from fastkernel.interpreter.core import Interpreter
 from fastkernel.interpreter.shell import FastKernelShell
-from fastkernel.interpreter.streams import output_to
+from fastkernel.interpreter.streams import CURRENT_CELL, output_target, output_to
 from fastkernel.runtime import Runtime
 
 
@@ -173,8 +174,32 @@ def test_config_gui_and_parent(interp: Interpreter) -> None:
     ip = interp.shell
     assert dict(ip.config) == {} and ip.config is ip.config
     ip.enable_gui("qt")  # accepted and ignored
-    ip.set_parent({"header": {}})  # accepted and ignored
     assert ip.parent_header == {}
+
+
+def test_set_parent_and_thread_parent_set_the_output_target(interp: Interpreter) -> None:
+    ip = interp.shell
+    cell = {"header": {"msg_id": "cell-1"}}
+
+    def set_for_the_rest_of_this_context() -> Any:
+        ip.set_parent(cell)
+        return output_target()
+
+    # set_parent holds until the code that called it ends: here, the copied context
+    assert contextvars.copy_context().run(set_for_the_rest_of_this_context) is cell
+    assert output_target() is CURRENT_CELL
+    token = ip.set_thread_parent(cell)
+    try:
+        assert output_target() is cell
+        inner = ip.set_thread_parent({})  # empty: the cell running at each write
+        assert output_target() is CURRENT_CELL
+        ip.reset_thread_parent(inner)
+        assert output_target() is cell
+    finally:
+        ip.reset_thread_parent(token)
+    assert output_target() is CURRENT_CELL
+    with pytest.raises(TypeError, match="request message"):
+        ip.set_thread_parent("cell-1")
 
 
 class FakeKernel:

@@ -13,14 +13,20 @@ there in the next. It runs:
 ``asyncio.run()`` in a plain cell starts a loop of its own, as in a script. Inside the
 kernel's running loop (an ``await`` cell) it cannot work, and its error says what to write
 instead. No threads are created here.
+
+Once user code imports asyncio (on the main thread), the kernel's loop is created and becomes
+asyncio's current loop, so ``asyncio.get_event_loop().create_task(...)`` in a cell that does
+not await runs its task between cells, as under ipykernel.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import sys
+import threading
 import weakref
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # asyncio is imported only when a cell first awaits
@@ -68,6 +74,23 @@ class EventLoopHost:
         loop = self._loop
         return None if loop is None or loop.is_closed() else loop
 
+    def adopt_when_imported(self) -> Callable[[], None]:
+        """Make the kernel's loop asyncio's current loop as soon as user code imports asyncio.
+
+        So ``asyncio.get_event_loop().create_task(...)`` in a cell that does not await schedules
+        a task on the loop the kernel runs between cells, as under ipykernel. Nothing is done if
+        asyncio is already imported (a test process). Returns a function that cancels it.
+        """
+        if "asyncio" in sys.modules:
+            return lambda: None
+        from fastkernel.interpreter.importhooks import after_import
+
+        def adopt(module: Any) -> None:
+            if threading.current_thread() is threading.main_thread():
+                self._ensure_loop()
+
+        return after_import("asyncio", adopt)
+
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         import asyncio
 
@@ -81,12 +104,15 @@ class EventLoopHost:
         asyncio.set_event_loop(loop)
         return loop
 
-    def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+    def run(self, coroutine: Coroutine[Any, Any, Any], runner: str = "asyncio") -> Any:
         """Run a cell's coroutine to completion on the kernel's loop and return its value.
 
         An interrupt (KeyboardInterrupt) that leaves the cell's task pending cancels it, so an
-        interrupted cell does not resume by itself the next time the loop runs.
+        interrupted cell does not resume by itself the next time the loop runs. ``runner``
+        "trio" (``%autoawait trio``) runs it with :func:`run_with_trio` instead.
         """
+        if runner == "trio":
+            return run_with_trio(coroutine)
         loop = self._ensure_loop()
         task = loop.create_task(coroutine)
         try:
@@ -119,3 +145,26 @@ class EventLoopHost:
             loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         loop.close()
         asyncio.set_event_loop(None)
+
+
+def run_with_trio(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Run a cell's coroutine with ``trio.run`` (``%autoawait trio``): a new trio run per cell.
+
+    As under IPython, tasks do not outlive their cell (trio's nurseries end with it). While it
+    runs, SIGINT has Python's default handler, so trio installs its own and an interrupt
+    reaches the cell's task as KeyboardInterrupt, never trio's scheduler in the middle of a step.
+    """
+    import signal
+
+    import trio
+
+    async def cell() -> Any:
+        return await coroutine
+
+    if threading.current_thread() is not threading.main_thread():
+        return trio.run(cell)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return trio.run(cell)
+    finally:
+        signal.signal(signal.SIGINT, previous)

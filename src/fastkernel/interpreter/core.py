@@ -9,11 +9,9 @@ import __future__ as future_module
 
 import ast
 import builtins
-import io
 import sys
 import threading
 import time
-import tokenize
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,14 +25,16 @@ from fastkernel.interpreter.hooks import (
     ExitCall,
     KernelHelp,
     Patches,
+    install_habits,
     install_inspect_classes,
     install_warnings_labels,
 )
-from fastkernel.interpreter.magics.transform import MAGICS, transform_cell
+from fastkernel.interpreter.inputhistory import InputHistory, SessionInputs
+from fastkernel.interpreter.magics.transform import MAGICS, strip_leading_indent, transform_cell
 from fastkernel.interpreter.outcache import OutputCache
 from fastkernel.interpreter.peakrss import peak_rss_bytes
 from fastkernel.interpreter.shell import FastKernelShell
-from fastkernel.interpreter.sources import CellSources
+from fastkernel.interpreter.sources import CellSources, has_trailing_semicolon
 from fastkernel.interpreter.tracebacks import CellError, format_error
 
 if TYPE_CHECKING:
@@ -47,9 +47,6 @@ if TYPE_CHECKING:
 ResultHook = Callable[[Any], None]
 
 CO_COROUTINE = 0x80  # inspect.CO_COROUTINE: the code used top-level await
-_INSIGNIFICANT = frozenset(
-    {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER}
-)
 
 
 @dataclass
@@ -68,28 +65,15 @@ class CellOutcome:
     peak_rss_growth_bytes: int | None = None
 
 
-def _has_trailing_semicolon(source: str, node: ast.stmt) -> bool:
-    """Whether the statement ``node`` ends with ``;``.
-
-    Decided on tokens, not text, so a ``;`` in a comment or a string does not count.
-    Tokenizing starts at the statement itself, not at the top of the cell.
-    """
-    lines = io.StringIO(source, newline=None).readlines()  # the compiler's line numbering
-    first = lines[node.lineno - 1].encode("utf-8")[node.col_offset :].decode("utf-8")
-    last = None
-    try:
-        for token in tokenize.generate_tokens(io.StringIO("".join([first, *lines[node.lineno :]])).readline):
-            if token.type not in _INSIGNIFICANT:
-                last = token
-    except (tokenize.TokenError, SyntaxError):
-        return False
-    return last is not None and last.type == tokenize.OP and last.string == ";"
-
-
 class Interpreter:
     """Runs cells in a persistent namespace that is a real ``__main__`` module."""
 
-    def __init__(self, on_result: ResultHook | None = None, publish_display: Publisher | None = None) -> None:
+    def __init__(
+        self,
+        on_result: ResultHook | None = None,
+        publish_display: Publisher | None = None,
+        input_history: InputHistory | None = None,
+    ) -> None:
         """An interpreter with a fresh ``__main__`` namespace, not installed yet.
 
         Parameters
@@ -100,6 +84,8 @@ class Interpreter:
             Sends display messages, ``(msg_type, content, output_target)``: the kernel's. None
             (no kernel): ``display()`` and ``display_pub`` send nothing, and
             ``get_ipython().showtraceback()`` writes to stderr.
+        input_history
+            What %history, %save, %load, %recall and %rerun read; None: this session's ``In``.
         """
         self.module = types.ModuleType("__main__", doc="fastkernel user namespace")
         self.namespace: dict[str, Any] = self.module.__dict__
@@ -110,6 +96,8 @@ class Interpreter:
         self.on_result = on_result or (lambda value: None)
         self.publish_display = publish_display
         self.history = OutputCache(self.namespace)  # In, Out, _, __, ___, _N, _iN
+        self.input_history: InputHistory = input_history or SessionInputs(self.history)
+        self.autoawait, self.async_runner = True, "asyncio"  # %autoawait: allowed; asyncio or trio
         self.future_flags = 0
         self.sources = CellSources()
         self.labels = self.sources.labels  # cell filename -> "Cell In[n]"
@@ -160,6 +148,7 @@ class Interpreter:
         """
         self._previous_main = sys.modules.get("__main__")
         sys.modules["__main__"] = self.module
+        self._cancel_hooks += install_habits(self.patches)  # '' on sys.path, pdb interrupts
         running.set_current(self)  # before the hooks below, which may run at once
         self.patches.set(builtins, "help", KernelHelp())
         from fastkernel.interpreter.display import display
@@ -169,10 +158,11 @@ class Interpreter:
         install_inspect_classes(self.patches, self.sources)
         from fastkernel.interpreter import mpsupport
 
-        self._cancel_hooks = mpsupport.install(self.patches)
+        self._cancel_hooks += mpsupport.install(self.patches)
         from fastkernel.interpreter import inlinefigures  # matplotlib figures as cell output
 
         self._cancel_hooks += inlinefigures.install(self)
+        self._cancel_hooks.append(self.loop_host.adopt_when_imported())
 
     def uninstall(self) -> None:
         """Undo :meth:`install_as_main` and close the event loop (tests, shutdown)."""
@@ -211,7 +201,7 @@ class Interpreter:
     # -- compiling ---------------------------------------------------------
 
     def _flags(self) -> int:
-        return self.future_flags | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+        return self.future_flags | (ast.PyCF_ALLOW_TOP_LEVEL_AWAIT if self.autoawait else 0)
 
     def _collect_future_flags(self, tree: ast.Module) -> None:
         for node in tree.body:
@@ -228,16 +218,18 @@ class Interpreter:
         self._collect_future_flags(tree)
         last = None
         tail = tree.body[-1] if tree.body else None
-        if isinstance(tail, ast.Expr) and not _has_trailing_semicolon(source, tail):
+        if isinstance(tail, ast.Expr) and not has_trailing_semicolon(source, tail):
             last = ast.Expression(tree.body.pop().value)
         body = compile(tree, filename, "exec", self._flags(), dont_inherit=True)
         last_code = compile(last, filename, "eval", self._flags(), dont_inherit=True) if last else None
         return body, last_code
 
     def _transform(self, source: str) -> str:
-        """Rewrite ``%magic``, ``!cmd`` and ``obj?`` into calls on :attr:`magics` (lines kept)."""
-        rewritten = transform_cell(source)
-        if rewritten is not source:
+        """Strip a common leading indentation (IPython does), then rewrite ``%magic``, ``!cmd`` and
+        ``obj?`` into calls on :attr:`magics`; every line stays on its line."""
+        stripped = strip_leading_indent(source)
+        rewritten = transform_cell(stripped)
+        if rewritten is not stripped:
             self.namespace[MAGICS] = self.magics
         return rewritten
 
@@ -276,7 +268,7 @@ class Interpreter:
         body, last = self.compile_cell(source, filename)
         if (body.co_flags | (last.co_flags if last else 0)) & CO_COROUTINE:
             # One coroutine for the whole cell, so its last line runs in the loop too.
-            return self.loop_host.run(self.run_async(body, last, local))
+            return self.loop_host.run(self.run_async(body, last, local), self.async_runner)
         eval(body, self.namespace, local)
         return eval(last, self.namespace, local) if last is not None else None
 

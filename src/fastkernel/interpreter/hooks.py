@@ -4,7 +4,9 @@
   instead of raising SystemExit in the kernel;
 - ``help()`` writes plain text to the cell's stdout, never through a pager;
 - warnings raised by cell code are labelled ``Cell In[n], line k``;
-- ``inspect.getsource`` finds classes defined in cells.
+- ``inspect.getsource`` finds classes defined in cells;
+- an interrupt at a ``pdb`` prompt ends the cell, as under IPython (pdb alone asks again);
+- ``''`` is first on ``sys.path``, as under IPython: imports follow the working directory.
 
 Every change goes through :class:`Patches`, so it can be undone (tests install and remove
 them around each test).
@@ -120,3 +122,56 @@ def install_inspect_classes(patches: Patches, sources: CellSources) -> None:
         return original(obj)
 
     patches.set(inspect, "getfile", getfile)
+
+
+def install_pdb_interrupts(patches: Patches) -> Callable[[], None]:
+    """Make an interrupt at a pdb prompt end the cell with KeyboardInterrupt, once pdb is imported.
+
+    pdb catches KeyboardInterrupt at its prompt and prompts again, so in a notebook the stop
+    button would leave the cell waiting for input; IPython's debugger ends the cell instead.
+    Returns a function that cancels the adaptation if pdb was not imported yet.
+    """
+    from fastkernel.interpreter.importhooks import after_import
+
+    return after_import("pdb", lambda module: _adapt_pdb(patches, module.Pdb))
+
+
+def _adapt_pdb(patches: Patches, pdb_class: Any) -> None:
+    cmdloop, interaction = pdb_class.cmdloop, pdb_class.interaction
+
+    @functools.wraps(cmdloop)
+    def kernel_cmdloop(self: Any, intro: Any = None) -> None:
+        try:
+            cmdloop(self, intro)
+        except KeyboardInterrupt:  # leave the prompt; interaction() raises it again, outside pdb
+            self.fastkernel_interrupted = True
+
+    @functools.wraps(interaction)
+    def kernel_interaction(self: Any, *args: Any, **kwargs: Any) -> None:
+        self.fastkernel_interrupted = False
+        interaction(self, *args, **kwargs)
+        if self.fastkernel_interrupted:
+            self.set_quit()  # stop tracing: the cell ends here
+            raise KeyboardInterrupt
+
+    patches.set(pdb_class, "cmdloop", kernel_cmdloop)
+    patches.set(pdb_class, "interaction", kernel_interaction)
+
+
+def install_cwd_on_path() -> Callable[[], None]:
+    """Put ``''`` first on ``sys.path`` (as IPython does), so ``import mymodule`` finds it in the
+    working directory, also after ``%cd``. Returns a function that takes it out again."""
+    if "" in sys.path:
+        return lambda: None
+    sys.path.insert(0, "")
+
+    def remove() -> None:
+        if "" in sys.path:
+            sys.path.remove("")
+
+    return remove
+
+
+def install_habits(patches: Patches) -> list[Callable[[], None]]:
+    """IPython's: ``''`` on ``sys.path``, interrupts that end a pdb prompt. Returns cancel functions."""
+    return [install_cwd_on_path(), install_pdb_interrupts(patches)]

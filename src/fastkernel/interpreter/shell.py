@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fastkernel.interpreter import display as display_api
+from fastkernel.interpreter import streams
 from fastkernel.interpreter.formatting import Bundle, format_object
 
 if TYPE_CHECKING:
@@ -24,6 +25,17 @@ if TYPE_CHECKING:
     from fastkernel.interpreter.events import EventManager
 
 ExcInfo = tuple[Any, Any, Any]
+
+
+def _target(parent: Any) -> Any:
+    """The output target for a parent request given to ``set_parent``."""
+    if not parent:
+        return streams.CURRENT_CELL
+    if not isinstance(parent, dict) or not isinstance(parent.get("header"), dict):
+        raise TypeError(
+            f"set_parent takes a request message (from get_parent()), not {type(parent).__name__}"
+        )
+    return parent
 
 
 class DisplayPublisher:
@@ -85,7 +97,9 @@ class FastKernelShell:
         if name.startswith("__"):
             raise AttributeError(name)
         have = ", ".join(n for n in sorted({*dir(type(self)), *vars(self)}) if not n.startswith("_"))
-        raise AttributeError(f"fastkernel's get_ipython() shell has no attribute {name!r}; it has: {have}")
+        # name and obj: %load_ext tells an extension's need for a missing feature from other errors.
+        message = f"fastkernel's get_ipython() shell has no attribute {name!r}; it has: {have}"
+        raise AttributeError(message, name=name, obj=self)
 
     # -- namespace and state --------------------------------------------------
 
@@ -147,8 +161,23 @@ class FastKernelShell:
         # ipykernel's shell keeps the whole parent request under this name; so does this one.
         return self.get_parent()
 
-    def set_parent(self, parent: Any) -> None:
-        """Accepted and ignored: output already goes to the request of the code that writes it."""
+    def set_parent(self, parent: Any, *args: Any, **kwargs: Any) -> None:
+        """Send output written from here on to the cell of ``parent`` (a request from :meth:`get_parent`).
+
+        It holds for the calling thread or task until its code ends (in a cell: until the end
+        of the cell); threads and tasks started afterwards inherit it. ``None`` or ``{}`` goes
+        back to the cell running at the time of each write. ipykernel 7 also sets a global
+        parent; fastkernel's targets are per thread and task (see docs/output.md).
+        """
+        streams.OUTPUT_TARGET.set(_target(parent))
+
+    def set_thread_parent(self, parent: Any) -> Any:
+        """Like :meth:`set_parent`, and return a token for :meth:`reset_thread_parent`."""
+        return streams.OUTPUT_TARGET.set(_target(parent))
+
+    def reset_thread_parent(self, token: Any) -> None:
+        """Undo the :meth:`set_thread_parent` call that returned ``token`` (same thread or task)."""
+        streams.OUTPUT_TARGET.reset(token)
 
     def set_next_input(self, text: str, replace: bool = False) -> None:
         """Ask the frontend to put ``text`` in the next input cell (once per cell, last wins)."""
@@ -233,3 +262,21 @@ class FastKernelShell:
             registry.line_magic(name)(call_line)
         if magic_kind != "line":
             registry.cell_magic(name)(lambda m, line, cell: func(line, cell))
+
+    def register_magics(self, *objs: Any) -> None:
+        """Register IPython ``Magics`` classes or instances (``@magics_class``), as extensions do.
+
+        Each one's ``magics`` table (``{"line": {name: method}, "cell": {...}}``) becomes
+        fastkernel magics; a class is instantiated with ``shell=`` this shell.
+        """
+        from fastkernel.interpreter.magics import registry
+
+        for obj in objs:
+            instance = obj(shell=self) if isinstance(obj, type) else obj
+            tables = getattr(instance, "magics", None)
+            if not isinstance(tables, dict):
+                raise TypeError(f"register_magics takes IPython Magics classes or instances, not {obj!r}")
+            for name, method in tables.get("line", {}).items():
+                registry.line_magic(name)(lambda m, line, method=method: method(line))
+            for name, method in tables.get("cell", {}).items():
+                registry.cell_magic(name)(lambda m, line, cell, method=method: method(line, cell))

@@ -9,12 +9,16 @@ warnings. The source goes into ``linecache`` with no modification time, which
 Functions know their file (``__code__.co_filename``) but classes do not: ``inspect.getfile``
 looks for ``__file__`` on the class's module, which ``__main__`` has not.
 :meth:`CellSources.class_file` answers that question for the inspect hook.
+
+:func:`has_trailing_semicolon` tells whether a cell's last expression ends with ``;`` (no display).
 """
 
 from __future__ import annotations
 
 import ast
+import io
 import linecache
+import tokenize
 from typing import Any
 
 _LinecacheEntry = tuple[int, None, list[str], str]
@@ -117,3 +121,26 @@ class CellSources:
                 self.ensure_cached()
                 return filename
         return None
+
+
+_INSIGNIFICANT = frozenset(
+    {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER}
+)
+
+
+def has_trailing_semicolon(source: str, node: ast.stmt) -> bool:
+    """Whether the statement ``node`` ends with ``;``.
+
+    Decided on tokens, not text, so a ``;`` in a comment or a string does not count.
+    Tokenizing starts at the statement itself, not at the top of the cell.
+    """
+    lines = io.StringIO(source, newline=None).readlines()  # the compiler's line numbering
+    first = lines[node.lineno - 1].encode("utf-8")[node.col_offset :].decode("utf-8")
+    last = None
+    try:
+        for token in tokenize.generate_tokens(io.StringIO("".join([first, *lines[node.lineno :]])).readline):
+            if token.type not in _INSIGNIFICANT:
+                last = token
+    except (tokenize.TokenError, SyntaxError):
+        return False
+    return last is not None and last.type == tokenize.OP and last.string == ";"

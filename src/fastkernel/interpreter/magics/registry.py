@@ -21,7 +21,18 @@ if TYPE_CHECKING:
     from fastkernel.interpreter.core import Interpreter
     from fastkernel.interpreter.magics.system import SList
 
-MODULES = ("system", "timing", "builtin", "capture", "runscript", "subshell")
+MODULES = (
+    "system",
+    "timing",
+    "builtin",
+    "capture",
+    "runscript",
+    "history",
+    "loadsave",
+    "autoawait",
+    "extensions",
+    "subshell",
+)
 LINE: dict[str, Callable[..., Any]] = {}
 CELL: dict[str, Callable[..., Any]] = {}
 F = TypeVar("F", bound=Callable[..., Any])
@@ -78,6 +89,7 @@ class Magics:
         self.hidden: set[str] = set(KERNEL_NAMES)  # more names %who and %reset leave alone
         self.place = Place()
         self.previous_dir: str | None = None  # for %cd -
+        self.extensions: set[str] = set()  # loaded with %load_ext
 
     # -- the table --------------------------------------------------------
 

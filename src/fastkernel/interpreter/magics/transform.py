@@ -147,6 +147,25 @@ def cell_magic(source: str) -> tuple[int, str, str, str] | None:
     return first, name, args.strip(), body
 
 
+_LEADING_INDENT = re.compile(r"\A(?:[ \t]*\r?\n)*([ \t]+)\S")
+
+
+def strip_leading_indent(source: str) -> str:
+    """``source`` without the indentation of its first non-blank line, as IPython strips it.
+
+    Code pasted from a function body or a docstring then runs. The prefix is removed from every
+    line that starts with it (others are left alone, as in IPython, so a line indented less
+    still fails to compile); line numbers do not change. The very same object when the first
+    non-blank line is not indented.
+    """
+    match = _LEADING_INDENT.match(source)
+    if match is None:
+        return source
+    prefix = match.group(1)
+    cut = len(prefix)
+    return "".join(line[cut:] if line.startswith(prefix) else line for line in source.splitlines(True))
+
+
 def transform_cell(source: str) -> str:
     """``source`` with magic syntax rewritten; the very same object when there is none."""
     if not _CANDIDATE.search(source):
