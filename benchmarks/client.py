@@ -54,7 +54,10 @@ class Msg:
         i = frames.index(DELIM)
         self._frames = frames[i + 2 : i + 6]
         self.msg_type: str = json.loads(self._frames[0])["msg_type"]
-        self.parent_id: str | None = json.loads(self._frames[1]).get("msg_id")
+        parent = json.loads(self._frames[1])
+        if not isinstance(parent, dict):  # counted as malformed by pump
+            raise ValueError(f"parent_header is {parent!r}, not an object")
+        self.parent_id: str | None = parent.get("msg_id")
         self._content: dict[str, Any] | None = None
 
     @property
