@@ -17,13 +17,13 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from fastkernel import starttrace
+from fastkernel import coderequests, starttrace
 from fastkernel.interfaces import Outlet
 from fastkernel.lifecycle import labelled_call
 from fastkernel.logs import log
 from fastkernel.messages import Message, MessageFactory, error_content, kernel_info_content
 from fastkernel.ratelog import RateLimitedLog
-from fastkernel.requests import BadRequest, Reply, count_field, field
+from fastkernel.requests import BadRequest, Reply, field
 from fastkernel.settings import DEFAULTS
 
 if TYPE_CHECKING:
@@ -354,26 +354,10 @@ class Kernel:
         return Reply(content)
 
     def complete_request(self, msg: Message) -> Reply:
-        code = field(msg, "code", str)
-        cursor_pos = field(msg, "cursor_pos", int, len(code))
-        runtime = self.runtime
-        if runtime.completer is None:
-            from fastkernel.interpreter.completion import Completer
-
-            interpreter = runtime.interpreter
-            runtime.completer = Completer(
-                interpreter.namespace, magics=lambda: getattr(interpreter, "magics", None)
-            )
-        return Reply(runtime.completer.reply(code, cursor_pos))
+        return coderequests.complete(self.runtime, msg)
 
     def inspect_request(self, msg: Message) -> Reply:
-        from fastkernel.interpreter.introspect import inspect_reply
-
-        code = field(msg, "code", str)
-        cursor_pos = field(msg, "cursor_pos", int, len(code))
-        detail_level = field(msg, "detail_level", int, 0)
-        namespace, labels = self.interpreter.namespace, self.interpreter.labels
-        return Reply(inspect_reply(code, cursor_pos, detail_level, namespace, labels))
+        return coderequests.inspect(self.runtime, msg)
 
     def shutdown_request(self, msg: Message) -> Reply:
         restart = field(msg, "restart", bool, False)
@@ -387,23 +371,7 @@ class Kernel:
 
     def history_request(self, msg: Message) -> Reply:
         """tail, range and search over the SQLite history (fastkernel.history)."""
-        kind = field(msg, "hist_access_type", str)
-        raw = field(msg, "raw", bool, True)
-        output = field(msg, "output", bool, False)
-        store = self.history_store
-        if kind == "tail":
-            history = store.tail(count_field(msg, field(msg, "n", int)), raw, output)
-        elif kind == "range":
-            stop = field(msg, "stop", (int, type(None)), None)
-            session, start = field(msg, "session", int, 0), field(msg, "start", int, 1)
-            history = store.range(session, start, stop, raw, output)
-        elif kind == "search":
-            pattern, unique = field(msg, "pattern", str), field(msg, "unique", bool, False)
-            n = field(msg, "n", (int, type(None)), None)
-            history = store.search(pattern, raw, output, None if n is None else count_field(msg, n), unique)
-        else:
-            raise BadRequest(f"hist_access_type must be 'tail', 'range' or 'search', got {kind!r}")
-        return Reply({"status": "ok", "history": history})
+        return coderequests.history(self.history_store, msg)
 
     def execute_request(self, msg: Message) -> Reply:
         reply, abort = self.runtime.execute(msg)

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from jupyter_client.manager import start_new_kernel
 
-from tests.conftest import install_kernelspec
-from tests.e2e.harness import TIMEOUT, Execution, KernelHarness
-
-# The test kernelspec keeps history in memory (tests.conftest); this one takes --history-file.
-FILE_KERNEL = install_kernelspec("fastkernel-history-test", [sys.executable, "-m", "fastkernel"])
+from tests.harness import Execution, KernelHarness
 
 
 def ok(kernel: KernelHarness, code: str) -> Execution:
@@ -129,12 +123,8 @@ def test_rerun_runs_earlier_cells_again(kernel: KernelHarness) -> None:
 
 
 def start_with_history_file(history_file: Path) -> KernelHarness:
-    km, kc = start_new_kernel(
-        kernel_name=FILE_KERNEL, startup_timeout=TIMEOUT, extra_arguments=[f"--history-file={history_file}"]
-    )
-    harness = KernelHarness(km, kc)
-    harness.drain_iopub()
-    return harness
+    """A kernel keeping its history in ``history_file`` (test kernels keep it in memory)."""
+    return KernelHarness.start(history_file=str(history_file))
 
 
 def test_history_of_earlier_sessions(tmp_path: Path) -> None:

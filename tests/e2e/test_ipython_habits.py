@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import TIMEOUT, Execution, KernelHarness
+from tests.harness import Execution, KernelHarness
+from tests.kernels import TIMEOUT
 
 
 def ok(kernel: KernelHarness, code: str) -> Execution:
@@ -95,7 +96,7 @@ def test_autoawait_trio_runs_cells_with_trio(fresh_kernel: KernelHarness) -> Non
     assert result(ok(kernel, "import trio\nawait trio.sleep(0)\ntrio.lowlevel.current_task().name")) != ""
     msg_id = kernel.kc.execute("print('begin')\nawait trio.sleep(30)", stop_on_error=False)
     kernel.wait_for_iopub(for_cell(msg_id))
-    kernel.km.interrupt_kernel()
+    kernel.process.interrupt()
     reply = kernel.get_reply(msg_id)
     assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
     assert result(ok(kernel, "1 + 1")) == "2"
@@ -122,7 +123,7 @@ def test_an_interrupt_at_a_pdb_prompt_ends_the_cell(fresh_kernel: KernelHarness)
     msg_id = kernel.kc.execute("import pdb; pdb.set_trace()\nprint('not reached')", stop_on_error=False)
     prompt = kernel.kc.get_stdin_msg(timeout=TIMEOUT)
     assert prompt["msg_type"] == "input_request" and prompt["content"]["prompt"] == "(Pdb) "
-    kernel.km.interrupt_kernel()
+    kernel.process.interrupt()
     reply = kernel.get_reply(msg_id)
     assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
     ex = Execution(reply, kernel.collect_iopub(msg_id))
