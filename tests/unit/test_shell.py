@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from fastkernel import ipycompat
-from fastkernel.interpreter import formatting, running
+from fastkernel.interpreter import running
 from fastkernel.interpreter.core import Interpreter
 from fastkernel.interpreter.shell import FastKernelShell
 from fastkernel.interpreter.streams import output_to
@@ -95,7 +95,7 @@ def test_showtraceback_publishes_an_error_like_a_cell_error(interp: Interpreter,
 
 
 def test_showtraceback_with_exc_tuple_and_without_exception(
-    interp: Interpreter, sent: Any, capsys: pytest.CaptureFixture[str]
+    interp: Interpreter, sent: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     try:
         raise KeyError("k")
@@ -103,8 +103,13 @@ def test_showtraceback_with_exc_tuple_and_without_exception(
         exc = (type(err), err, err.__traceback__)
     interp.shell.showtraceback(exc, tb_offset=0)
     assert sent[0][0] == "error" and sent[0][1]["ename"] == "KeyError"
-    interp.shell.showtraceback()  # nothing being handled
-    assert len(sent) == 1 and "No traceback" in capsys.readouterr().err
+    assert sys.last_value is exc[1]  # as in IPython (pdb.pm() finds it)
+    interp.shell.showtraceback()  # nothing being handled: the last one shown, as in IPython
+    assert len(sent) == 2 and sent[1][1]["evalue"] == "'k'"
+    for name in ("last_type", "last_value", "last_traceback", "last_exc"):
+        monkeypatch.delattr(sys, name, raising=False)
+    interp.shell.showtraceback()
+    assert len(sent) == 2 and "No traceback" in capsys.readouterr().err
 
 
 def test_display_pub_and_formatter(interp: Interpreter, sent: Any) -> None:
@@ -134,7 +139,7 @@ def test_display_pub_and_formatter(interp: Interpreter, sent: Any) -> None:
     data, _ = ip.display_formatter.format(Rich(), exclude=["text/markdown"])
     assert set(data) == {"text/html", "text/plain"}
     data, _ = ip.display_formatter.format(Rich(), include=["text/markdown"])
-    assert set(data) == {"text/markdown", "text/plain"}
+    assert set(data) == {"text/markdown"}  # as in IPython: include can leave text/plain out
 
 
 def test_magics_delegate_or_say_they_are_missing(
@@ -171,7 +176,7 @@ def test_magics_delegate_or_say_they_are_missing(
 
 def test_config_gui_and_parent(interp: Interpreter) -> None:
     ip = interp.shell
-    assert dict(ip.config) == {} and ip.config is ip.config
+    assert dict(ip.config) == {"IPKernelApp": {}} and ip.config is ip.config  # as ipykernel's has one
     ip.enable_gui("qt")  # accepted and ignored
     ip.set_parent({"header": {}})  # accepted and ignored
     assert ip.parent_header == {}
@@ -212,7 +217,6 @@ def test_kernel_link_parent_follows_the_output_target(interp: Interpreter) -> No
 def test_adapters_patch_ipython_modules(
     interp: Interpreter, sent: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(formatting, "_type_formatters", {})  # the adapter registers one for Pretty
     getipython = types.ModuleType("IPython.core.getipython")
     ipycompat._adapt_getipython(getipython)
     assert getipython.get_ipython() is None  # a kernel that does not serve: IPython's answer

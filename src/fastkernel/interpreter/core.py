@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastkernel.interpreter import running
 from fastkernel.interpreter.events import EventManager, ExecutionInfo, ExecutionResult
-from fastkernel.interpreter.formatting import Bundle, format_object
+from fastkernel.interpreter.formatting import Bundle, DisplayFormatter
 from fastkernel.interpreter.hooks import (
     ExitCall,
     KernelHelp,
@@ -62,6 +62,7 @@ class CellOutcome:
     """
 
     error: CellError | None = None
+    error_shown: bool = False  # shown by a replaced get_ipython().showtraceback (rich.traceback)
     payload: list[dict[str, Any]] = field(default_factory=list)
     duration_s: float = 0.0
     peak_rss_growth_bytes: int | None = None
@@ -119,6 +120,7 @@ class Interpreter:
         self._previous_main: types.ModuleType | None = None
         self._cancel_hooks: list[Callable[[], None]] = []
         self.events = EventManager()  # pre/post_execute, pre/post_run_cell (IPython's names)
+        self.formatter = DisplayFormatter()  # MIME bundles; get_ipython().display_formatter
         self.shell = FastKernelShell(self)  # get_ipython(), in the namespace like exit and quit
         self.namespace["get_ipython"] = self.shell.get_ipython
 
@@ -140,6 +142,8 @@ class Interpreter:
         from fastkernel.interpreter.display import display
 
         self.patches.set(builtins, "display", display)
+        # A builtin too, as under IPython: libraries test for a notebook with a bare get_ipython().
+        self.patches.set(builtins, "get_ipython", self.shell.get_ipython)
         install_warnings_labels(self.patches, self.sources)
         install_inspect_classes(self.patches, self.sources)
         from fastkernel.interpreter import mpsupport
@@ -148,6 +152,9 @@ class Interpreter:
         from fastkernel.interpreter import inlinefigures  # matplotlib figures as cell output
 
         self._cancel_hooks += inlinefigures.install(self)
+        from fastkernel.interpreter import notebooklibs  # what libraries check to find a notebook
+
+        self._cancel_hooks += notebooklibs.install(self)
 
     def uninstall(self) -> None:
         """Undo :meth:`install_as_main` and close the event loop (tests, shutdown)."""
@@ -302,6 +309,8 @@ class Interpreter:
             self.executing = False
             raised = exc
         outcome.duration_s = time.perf_counter() - started
+        if raised is not None:
+            outcome.error_shown = self.shell.show_cell_error(raised)
         result = ExecutionResult(info, count if store_history else None, error_in_exec=raised)
         self.events.trigger("post_execute")
         if display:
@@ -341,7 +350,7 @@ class Interpreter:
         value = eval(
             compile(expression, "<user_expression>", "eval", self.future_flags, True), self.namespace
         )
-        return format_object(value)
+        return self.formatter.format(value)
 
     def evaluate_all(self, expressions: dict[str, Any]) -> dict[str, Any]:
         """``user_expressions``: a MIME bundle per name, or an error dict for that name alone."""

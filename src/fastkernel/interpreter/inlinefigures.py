@@ -192,7 +192,8 @@ def register_figure_formatters() -> None:
 
 def _formatter(name: str) -> Callable[[Any], Any]:
     def format_figure(fig: Any) -> Any:
-        return render(fig, name)
+        shown = render(fig, name)
+        return shown[0] if shown is not None and not shown[1] else shown  # no empty metadata
 
     format_figure.__qualname__ = f"format_figure[{name}]"
     return format_figure
