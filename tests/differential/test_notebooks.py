@@ -41,6 +41,7 @@ TEXT_DIFFERS = "text-differs"
 _VOLATILE = [
     (re.compile(r"0x[0-9a-fA-F]+"), "0x?"),  # object addresses
     (re.compile(r"[0-9a-f]{32}"), "<id>"),  # widget model ids
+    (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "<uuid>"),  # plotly uids
     (re.compile(r"\d+(\.\d+)?(e[+-]?\d+)?\s*(ns|µs|μs|us|ms|s)\b"), "<time>"),  # %time and %timeit figures
 ]
 
@@ -58,20 +59,22 @@ class ValidatingClient(nbclient.NotebookClient):  # type: ignore[misc]
         return reply
 
 
-def _clean(text: str) -> str:
+def _clean(text: str, workdir: str = "") -> str:
+    if workdir:  # each kernel runs in a directory of its own (FileLink shows the full path)
+        text = text.replace(workdir, "<workdir>")
     for pattern, replacement in _VOLATILE:
         text = pattern.sub(replacement, text)
     return text
 
 
-def normalize(output: dict[str, Any]) -> tuple[Any, ...]:
+def normalize(output: dict[str, Any], workdir: str = "") -> tuple[Any, ...]:
     kind = output["output_type"]
     if kind == "stream":
-        return (kind, output["name"], _clean(output["text"]))
+        return (kind, output["name"], _clean(output["text"], workdir))
     if kind == "error":
         return (kind, output["ename"])
     data = output.get("data", {})
-    return (kind, tuple(sorted(data)), _clean(str(data.get("text/plain", ""))))
+    return (kind, tuple(sorted(data)), _clean(str(data.get("text/plain", "")), workdir))
 
 
 def summarize(outputs: list[tuple[Any, ...]]) -> tuple[dict[str, str], list[tuple[Any, ...]]]:
@@ -107,9 +110,9 @@ def run(path: Path, kernel_name: str, workdir: Path, validating: bool) -> list[A
     )
     client.execute()
     return [
-        summarize([normalize(o) for o in cell.outputs])
+        summarize([normalize(o, str(workdir)) for o in cell.outputs])
         if TEXT_DIFFERS not in cell.metadata.get("tags", ())
-        else kinds_only(summarize([normalize(o) for o in cell.outputs]))
+        else kinds_only(summarize([normalize(o, str(workdir)) for o in cell.outputs]))
         for cell in nb.cells
         if cell.cell_type == "code"
     ]

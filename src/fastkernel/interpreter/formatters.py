@@ -27,17 +27,13 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from fastkernel.interpreter.pretty import (
-    Printer,
-    builtin_container,
-    plain_text,
-    print_container,
-    print_repr,
-)
+from fastkernel.interpreter import builtinprinters
+from fastkernel.interpreter.pretty import Printer
 
 Printer_ = Any  # a registered printer: func(obj) (func(obj, p, cycle) for text/plain)
 _MISSING = object()
 # Types whose instances have none of the print methods: the formatters skip the attribute lookups.
+SCALARS = frozenset({int, float, complex, str, bytes, bool, type(None)})
 PLAIN_TYPES = frozenset(
     {int, float, complex, str, bytes, bool, type(None), list, tuple, dict, set, frozenset}
 )
@@ -211,7 +207,10 @@ class BaseFormatter:
 
 
 class PlainTextFormatter(BaseFormatter):
-    """text/plain: printers ``func(obj, p, cycle)``, ``_repr_pretty_``, else ``repr()``."""
+    """text/plain: printers ``func(obj, p, cycle)``, ``_repr_pretty_``, else as IPython writes it.
+
+    See :mod:`fastkernel.interpreter.builtinprinters` for objects without a printer.
+    """
 
     print_method = "_repr_pretty_"
 
@@ -226,10 +225,8 @@ class PlainTextFormatter(BaseFormatter):
         if not self.enabled:
             return None
         try:
-            if not self.pprint:
+            if not self.pprint or (type(obj) in SCALARS and not self.has_printers()):
                 return repr(obj)
-            if not self.has_printers() and (type(obj) in PLAIN_TYPES or not self._pretty_method(obj)):
-                return plain_text(obj)  # the common case: no printer, no _repr_pretty_
             printer = Printer(self.dispatch, self.max_width, self.newline, self.max_seq_length)
             printer.pretty(obj)
             return printer.getvalue()
@@ -237,34 +234,14 @@ class PlainTextFormatter(BaseFormatter):
             report(obj, "__repr__", err)
             return f"<{type(obj).__name__} object (repr failed)>"
 
-    def _pretty_method(self, obj: Any) -> Any:
-        """``_repr_pretty_`` where IPython uses it: defined before any ``__repr__`` in the MRO."""
-        for cls in type(obj).__mro__:
-            if "_repr_pretty_" in vars(cls):
-                method = vars(cls)["_repr_pretty_"]
-                return method if callable(method) else None
-            if cls is not object and "__repr__" in vars(cls):
-                return None
-        return None
-
     def dispatch(self, obj: Any, p: Printer, cycle: bool) -> None:
-        """Write ``obj`` to ``p``: a registered printer, ``_repr_pretty_``, containers, ``repr``."""
+        """Write ``obj`` to ``p``: its registered printer, else as IPython would."""
         try:
             printer = self.lookup(obj)
         except KeyError:
-            printer = None
-        if printer is not None:
-            printer(obj, p, cycle)
-            return
-        method = self._pretty_method(obj) if type(obj) not in PLAIN_TYPES else None
-        if method is not None:
-            method(obj, p, cycle)
-            return
-        kind = builtin_container(obj)
-        if kind is not None:
-            print_container(obj, p, cycle, kind)
+            builtinprinters.write(obj, p, cycle)
         else:
-            print_repr(obj, p)
+            printer(obj, p, cycle)
 
 
 class MimeBundleFormatter(BaseFormatter):

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from fastkernel.interpreter.core import Interpreter
 
 BACKEND = "module://fastkernel.mplinline"
+WIDGET_BACKEND = "module://ipympl.backend_nbagg"  # %matplotlib widget (ipympl)
+WIDGET_NAMES = ("widget", "ipympl")
 FIGURE = "matplotlib.figure.Figure"
 
 # format name -> (MIME type, savefig format, dpi factor)
@@ -115,6 +117,25 @@ def _adapt_ipywidgets(interaction: Any) -> None:
             original()
 
     interaction.show_inline_matplotlib_plots = show_inline_matplotlib_plots
+
+
+def enable_widget_backend() -> str:
+    """``%matplotlib widget``: ipympl's interactive figures; ImportError without ipympl.
+
+    As IPython does for any backend: pyplot switches to it, in interactive mode. ipympl shows
+    the figures a cell drew itself (its ``post_execute`` callback), as widgets; the inline
+    backend's end-of-cell display only ever shows figures of its own canvas.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("ipympl") is None:
+        raise ImportError("%matplotlib widget needs ipympl (pip install ipympl)")
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    plt.switch_backend(WIDGET_BACKEND)
+    matplotlib.interactive(True)
+    return WIDGET_BACKEND
 
 
 def set_default_backend(matplotlib: Any) -> bool:

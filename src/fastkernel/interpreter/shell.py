@@ -222,7 +222,11 @@ class FastKernelShell:
         """Accepted and ignored: the kernel runs no GUI event loop (matplotlib calls this)."""
 
     def enable_matplotlib(self, gui: str | None = None) -> tuple[str | None, str]:
-        """Turn on fastkernel's inline matplotlib backend, where this kernel has one."""
+        """Turn on fastkernel's inline matplotlib backend (ipympl's with ``widget``/``ipympl``)."""
+        from fastkernel.interpreter import inlinefigures
+
+        if gui in inlinefigures.WIDGET_NAMES:
+            return gui, inlinefigures.enable_widget_backend()
         try:
             from fastkernel import mplinline  # imports matplotlib
         except ImportError:
