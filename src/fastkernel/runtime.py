@@ -136,11 +136,11 @@ class Runtime:
         self.kernel.publish(msg_type, content, target)
 
     def publish_result(self, value: Any) -> None:
-        self.streams.sync()  # keep prints of the cell (fd output too) before its result
         data, metadata = self.interpreter.formatter.format(value)
         self.interpreter.history.record_output(value)  # _, Out[n], _n when the cell stores history
         if not data:  # it displayed itself (_ipython_display_): no execute_result, as in IPython
             return
+        self.streams.sync()  # prints of the cell and of its formatters (fd output too) before the result
         self.history_store.record_output(self.interpreter.history.current, data)
         content = {"execution_count": self.kernel.execution_count, "data": data, "metadata": metadata}
         self.streams.wait_for_room()

@@ -25,10 +25,10 @@ import json
 import sys
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastkernel.interpreter import builtinprinters
-from fastkernel.interpreter.pretty import Printer
+if TYPE_CHECKING:
+    from fastkernel.interpreter.pretty import Printer
 
 Printer_ = Any  # a registered printer: func(obj) (func(obj, p, cycle) for text/plain)
 _MISSING = object()
@@ -227,6 +227,8 @@ class PlainTextFormatter(BaseFormatter):
         try:
             if not self.pprint or (type(obj) in SCALARS and not self.has_printers()):
                 return repr(obj)
+            from fastkernel.interpreter.pretty import Printer  # on the first result that needs it
+
             printer = Printer(self.dispatch, self.max_width, self.newline, self.max_seq_length)
             printer.pretty(obj)
             return printer.getvalue()
@@ -236,6 +238,8 @@ class PlainTextFormatter(BaseFormatter):
 
     def dispatch(self, obj: Any, p: Printer, cycle: bool) -> None:
         """Write ``obj`` to ``p``: its registered printer, else as IPython would."""
+        from fastkernel.interpreter import builtinprinters
+
         try:
             printer = self.lookup(obj)
         except KeyError:
