@@ -13,8 +13,9 @@ shows the same:
   with their contents laid out like a dict or a list;
 - everything else as ``repr()``, its lines kept at the indentation they start at.
 
-:func:`write` follows the class's MRO as IPython does: at each class, a printer for it, then
-its ``_repr_pretty_``, then its own ``__repr__``.
+:func:`find` follows the class's MRO as IPython does: at each class, a printer for it, then
+its ``_repr_pretty_``, then its own ``__repr__``. :func:`quick_text` gives the text of the
+common results (``repr()``, short containers of scalars) without building a layout.
 """
 
 from __future__ import annotations
@@ -122,11 +123,16 @@ def _type(obj: Any, p: Printer, cycle: bool) -> None:
     if overrides != [type]:  # a metaclass with a repr of its own
         write_repr(obj, p)
         return
-    name = getattr(obj, "__qualname__", None)
+    p.text(type_name(obj))
+
+
+def type_name(cls: Any) -> str:
+    """``module.QualName`` (no module for builtins), as IPython writes a class."""
+    name = getattr(cls, "__qualname__", None)
     if not isinstance(name, str):
-        name = getattr(obj, "__name__", "<unknown type>")
-    module = getattr(obj, "__module__", None)
-    p.text(name if module in BUILTIN_MODULES else f"{module}.{name}")
+        name = getattr(cls, "__name__", "<unknown type>")
+    module = getattr(cls, "__module__", None)
+    return str(name) if module in BUILTIN_MODULES else f"{module}.{name}"
 
 
 def _function(obj: Any, p: Printer, cycle: bool) -> None:
@@ -188,25 +194,62 @@ PRINTERS: dict[Any, BuiltinPrinter] = {
 if type(os.environ) is not dict:
     PRINTERS[type(os.environ)] = _mapping("environ{", "}")
 # repr() as it is: checked before a base class's printer would apply.
-_REPR = frozenset({int, float, complex, str, bytes, bool, type(None), range, slice, types.MethodType})
+_SCALARS = frozenset({int, float, complex, str, bytes, bool, type(None)})
+_REPR = _SCALARS | {range, slice, types.MethodType}
+
+
+def _repr_printer(obj: Any, p: Printer, cycle: bool) -> None:
+    write_repr(obj, p)
+
+
+def find(cls: Any) -> BuiltinPrinter:
+    """How instances of ``cls`` are written, along its MRO as IPython looks: at each class, a
+    printer for it, then its ``_repr_pretty_``, then its own ``__repr__``."""
+    for klass in getattr(cls, "__mro__", (cls,)):
+        if klass in _REPR:
+            return _repr_printer
+        printer = PRINTERS.get(klass)
+        if printer is not None:
+            return printer
+        method = vars(klass).get("_repr_pretty_")
+        if method is not None and callable(method):
+            return method  # type: ignore[no-any-return]
+        if klass is not object and "__repr__" in vars(klass) and callable(getattr(klass, "__repr__", None)):
+            return _repr_printer
+    return _default
 
 
 def write(obj: Any, p: Printer, cycle: bool) -> None:
-    """Write ``obj`` along its class's MRO: a builtin printer, ``_repr_pretty_``, its ``__repr__``."""
-    cls = getattr(obj, "__class__", None) or type(obj)
-    for klass in getattr(cls, "__mro__", (cls,)):
-        if klass in _REPR:
-            write_repr(obj, p)
-            return
-        printer = PRINTERS.get(klass)
-        if printer is not None:
-            printer(obj, p, cycle)
-            return
-        method = vars(klass).get("_repr_pretty_")
-        if method is not None and callable(method):
-            method(obj, p, cycle)
-            return
-        if klass is not object and "__repr__" in vars(klass) and callable(getattr(klass, "__repr__", None)):
-            write_repr(obj, p)
-            return
-    _default(obj, p, cycle)
+    """Write ``obj`` as IPython does when no printer is registered for it."""
+    find(getattr(obj, "__class__", None) or type(obj))(obj, p, cycle)
+
+
+_OPEN: dict[type, tuple[str, str]] = {list: ("[", "]"), tuple: ("(", ")"), dict: ("{", "}")}
+
+
+def quick_text(obj: Any, max_width: int, max_seq_length: int) -> str | None:
+    """The text :func:`write` would give, without a printer where that is cheap; else None.
+
+    Objects written with ``repr()``, and lists, tuples and dicts of scalars (one item a line
+    when they do not fit in ``max_width``), the common results.
+    """
+    cls = type(obj)
+    if cls in _OPEN:
+        if len(obj) > max_seq_length:
+            return None
+        items = [*obj, *obj.values()] if cls is dict else obj
+        if not all(type(item) in _SCALARS for item in items):
+            return None
+        text = repr(obj)
+        if len(text) <= max_width or len(obj) < 2:
+            return text
+        start, end = _OPEN[cls]
+        parts = [f"{k!r}: {v!r}" for k, v in obj.items()] if cls is dict else map(repr, obj)
+        return start + ",\n ".join(parts) + end
+    cls = getattr(obj, "__class__", None) or cls
+    printer = find(cls)
+    if printer is _repr_printer:
+        return repr(obj)
+    if printer is _default and getattr(cls, "__repr__", None) is object.__repr__:
+        return f"<{type_name(cls)} at 0x{id(obj):x}>"
+    return None

@@ -95,12 +95,24 @@ class BaseFormatter:
     def __call__(self, obj: Any) -> Any:
         if not self.enabled:
             return None
+        printer = self.find(obj)
+        if printer is not None:
+            return self.call(obj, None, lambda: printer(obj))
+        method = self.method(obj)
+        return None if method is None else self.call(obj, self.print_method, method)
+
+    def find(self, obj: Any) -> Printer_:
+        """The printer registered for ``obj``, or None (:meth:`lookup` without the KeyError)."""
+        if not (self.singleton_printers or self.type_printers or self.deferred_printers):
+            return None
         try:
-            printer = self.lookup(obj)
+            return self.lookup(obj)
         except KeyError:
-            method = get_real_method(obj, self.print_method) if type(obj) not in PLAIN_TYPES else None
-            return None if method is None else self.call(obj, self.print_method, method)
-        return self.call(obj, None, lambda: printer(obj))
+            return None
+
+    def method(self, obj: Any) -> Any:
+        """``obj``'s print method (bound), or None."""
+        return None if type(obj) in PLAIN_TYPES else get_real_method(obj, self.print_method)
 
     def call(self, obj: Any, method: str | None, func: Callable[[], Any]) -> Any:
         """``func()``, checked; errors are reported (with the method's name, or as a printer's)."""
@@ -227,7 +239,13 @@ class PlainTextFormatter(BaseFormatter):
         try:
             if not self.pprint or (type(obj) in SCALARS and not self.has_printers()):
                 return repr(obj)
-            from fastkernel.interpreter.pretty import Printer  # on the first result that needs it
+            from fastkernel.interpreter import builtinprinters  # on the first result that needs it
+
+            if not self.has_printers():
+                text = builtinprinters.quick_text(obj, self.max_width, self.max_seq_length)
+                if text is not None:
+                    return text
+            from fastkernel.interpreter.pretty import Printer
 
             printer = Printer(self.dispatch, self.max_width, self.newline, self.max_seq_length)
             printer.pretty(obj)
@@ -240,9 +258,8 @@ class PlainTextFormatter(BaseFormatter):
         """Write ``obj`` to ``p``: its registered printer, else as IPython would."""
         from fastkernel.interpreter import builtinprinters
 
-        try:
-            printer = self.lookup(obj)
-        except KeyError:
+        printer = self.find(obj)
+        if printer is None:
             builtinprinters.write(obj, p, cycle)
         else:
             printer(obj, p, cycle)
@@ -258,15 +275,14 @@ class MimeBundleFormatter(BaseFormatter):
     def __call__(self, obj: Any, include: Any = None, exclude: Any = None) -> Any:  # type: ignore[override]
         if not self.enabled:
             return {}, {}
-        try:
-            printer = self.lookup(obj)
-        except KeyError:
-            method = get_real_method(obj, self.print_method) if type(obj) not in PLAIN_TYPES else None
+        printer = self.find(obj)
+        if printer is not None:
+            value = self.call(obj, None, lambda: printer(obj))
+        else:
+            method = self.method(obj)
             value = None
             if method is not None:
                 value = self.call(obj, self.print_method, lambda: method(include=include, exclude=exclude))
-        else:
-            value = self.call(obj, None, lambda: printer(obj))
         if isinstance(value, tuple):
             return value[0], value[1] or {}
         return (value, {}) if value is not None else ({}, {})
@@ -285,15 +301,13 @@ class IPythonDisplayFormatter(BaseFormatter):
     def __call__(self, obj: Any) -> bool:
         if not self.enabled:
             return False
-        try:
-            printer = self.lookup(obj)
-        except KeyError:
-            method = get_real_method(obj, self.print_method) if type(obj) not in PLAIN_TYPES else None
-            if method is None:
-                return False
-            func, name = method, self.print_method
-        else:
+        printer = self.find(obj)
+        if printer is not None:
             func, name = (lambda: printer(obj)), ""
+        else:
+            func, name = self.method(obj), self.print_method
+            if func is None:
+                return False
         try:
             func()
         except NotImplementedError:

@@ -74,8 +74,8 @@ def _wanted(mime: str, include: Any, exclude: Any) -> bool:
 
 def _registered(formatter: Any, obj: Any) -> bool:
     """Whether a printer is registered for ``obj`` with ``formatter`` (it beats the object's bundle)."""
-    if isinstance(formatter, BaseFormatter) and not formatter.has_printers():
-        return False
+    if isinstance(formatter, BaseFormatter):
+        return formatter.find(obj) is not None
     try:
         formatter.lookup(obj)
     except Exception:  # KeyError: none; anything else: a formatter object of another kind
