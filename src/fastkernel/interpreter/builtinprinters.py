@@ -27,6 +27,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
+from fastkernel.interpreter.formatters import SCALARS
 from fastkernel.interpreter.pretty import Printer
 
 BuiltinPrinter = Callable[[Any, Printer, bool], None]
@@ -194,8 +195,7 @@ PRINTERS: dict[Any, BuiltinPrinter] = {
 if type(os.environ) is not dict:
     PRINTERS[type(os.environ)] = _mapping("environ{", "}")
 # repr() as it is: checked before a base class's printer would apply.
-_SCALARS = frozenset({int, float, complex, str, bytes, bool, type(None)})
-_REPR = _SCALARS | {range, slice, types.MethodType}
+_REPR = SCALARS | {range, slice, types.MethodType}
 
 
 def _repr_printer(obj: Any, p: Printer, cycle: bool) -> None:
@@ -238,7 +238,7 @@ def quick_text(obj: Any, max_width: int, max_seq_length: int) -> str | None:
         if len(obj) > max_seq_length:
             return None
         items = [*obj, *obj.values()] if cls is dict else obj
-        if not all(type(item) in _SCALARS for item in items):
+        if not all(type(item) in SCALARS for item in items):
             return None
         text = repr(obj)
         if len(text) <= max_width or len(obj) < 2:

@@ -34,9 +34,7 @@ Printer_ = Any  # a registered printer: func(obj) (func(obj, p, cycle) for text/
 _MISSING = object()
 # Types whose instances have none of the print methods: the formatters skip the attribute lookups.
 SCALARS = frozenset({int, float, complex, str, bytes, bool, type(None)})
-PLAIN_TYPES = frozenset(
-    {int, float, complex, str, bytes, bool, type(None), list, tuple, dict, set, frozenset}
-)
+PLAIN_TYPES = SCALARS | {list, tuple, dict, set, frozenset}
 
 
 class FormatterWarning(UserWarning):
