@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from fastkernel.interpreter import running
 from fastkernel.interpreter.events import EventManager, ExecutionInfo, ExecutionResult
-from fastkernel.interpreter.formatting import Bundle, DisplayFormatter
 from fastkernel.interpreter.hooks import (
     ExitCall,
     KernelHelp,
     Patches,
     install_inspect_classes,
+    install_notebook_library_hooks,
     install_warnings_labels,
 )
 from fastkernel.interpreter.magics.transform import MAGICS, transform_cell
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
     from fastkernel.interpreter.asyncsupport import EventLoopHost
     from fastkernel.interpreter.display import Publisher
+    from fastkernel.interpreter.formatting import Bundle, DisplayFormatter
     from fastkernel.interpreter.magics.registry import Magics
 
 ResultHook = Callable[[Any], None]
@@ -120,7 +121,6 @@ class Interpreter:
         self._previous_main: types.ModuleType | None = None
         self._cancel_hooks: list[Callable[[], None]] = []
         self.events = EventManager()  # pre/post_execute, pre/post_run_cell (IPython's names)
-        self.formatter = DisplayFormatter()  # MIME bundles; get_ipython().display_formatter
         self.shell = FastKernelShell(self)  # get_ipython(), in the namespace like exit and quit
         self.namespace["get_ipython"] = self.shell.get_ipython
 
@@ -152,9 +152,7 @@ class Interpreter:
         from fastkernel.interpreter import inlinefigures  # matplotlib figures as cell output
 
         self._cancel_hooks += inlinefigures.install(self)
-        from fastkernel.interpreter import notebooklibs  # what libraries check to find a notebook
-
-        self._cancel_hooks += notebooklibs.install(self)
+        self._cancel_hooks += install_notebook_library_hooks(self)  # what libraries check
 
     def uninstall(self) -> None:
         """Undo :meth:`install_as_main` and close the event loop (tests, shutdown)."""
@@ -215,6 +213,13 @@ class Interpreter:
         if rewritten is not source:
             self.namespace[MAGICS] = self.magics
         return rewritten
+
+    @cached_property
+    def formatter(self) -> DisplayFormatter:
+        """MIME bundles for results and displays (``get_ipython().display_formatter``), made on first use."""
+        from fastkernel.interpreter.formatting import DisplayFormatter
+
+        return DisplayFormatter()
 
     @cached_property
     def magics(self) -> Magics:

@@ -19,12 +19,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastkernel.interpreter.formatters import (
-    BaseFormatter,
-    IPythonDisplayFormatter,
-    MimeBundleFormatter,
-    default_formatters,
-)
 from fastkernel.interpreter.running import current
 
 Bundle = dict[str, Any]
@@ -34,6 +28,12 @@ class DisplayFormatter:
     """``get_ipython().display_formatter``: an object's ``(data, metadata)`` MIME bundle."""
 
     def __init__(self) -> None:
+        from fastkernel.interpreter.formatters import (  # with the first result, not at kernel start
+            IPythonDisplayFormatter,
+            MimeBundleFormatter,
+            default_formatters,
+        )
+
         self.formatters: dict[str, Any] = default_formatters()
         self.ipython_display_formatter = IPythonDisplayFormatter()
         self.mimebundle_formatter = MimeBundleFormatter()
@@ -74,8 +74,9 @@ def _wanted(mime: str, include: Any, exclude: Any) -> bool:
 
 def _registered(formatter: Any, obj: Any) -> bool:
     """Whether a printer is registered for ``obj`` with ``formatter`` (it beats the object's bundle)."""
-    if isinstance(formatter, BaseFormatter):
-        return formatter.find(obj) is not None
+    find = getattr(type(formatter), "find", None)  # fastkernel's formatters: no KeyError to raise
+    if find is not None:
+        return find(formatter, obj) is not None
     try:
         formatter.lookup(obj)
     except Exception:  # KeyError: none; anything else: a formatter object of another kind

@@ -4,7 +4,9 @@
   instead of raising SystemExit in the kernel;
 - ``help()`` writes plain text to the cell's stdout, never through a pager;
 - warnings raised by cell code are labelled ``Cell In[n], line k``;
-- ``inspect.getsource`` finds classes defined in cells.
+- ``inspect.getsource`` finds classes defined in cells;
+- what libraries check to find a notebook kernel is answered when a cell imports them
+  (:mod:`fastkernel.interpreter.notebooklibs`, imported with the first of them).
 
 Every change goes through :class:`Patches`, so it can be undone (tests install and remove
 them around each test).
@@ -15,9 +17,15 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from fastkernel.interpreter.importhooks import after_import, before_import
 from fastkernel.interpreter.sources import CellSources
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from fastkernel.interpreter.core import Interpreter
 
 _MISSING = object()
 
@@ -120,3 +128,32 @@ def install_inspect_classes(patches: Patches, sources: CellSources) -> None:
         return original(obj)
 
     patches.set(inspect, "getfile", getfile)
+
+
+# The modules whose check of the kernel notebooklibs answers (docs/ipython.md), and when: just
+# before the module runs, or right after.
+NOTEBOOK_LIBRARIES = (
+    ("rich.console", "after"),
+    ("pandas.io.formats.console", "after"),
+    ("plotly.io._renderers", "after"),
+    ("tqdm.autonotebook", "before"),
+)
+
+
+def install_notebook_library_hooks(interpreter: Interpreter) -> list[Callable[[], None]]:
+    """Import hooks that hand :data:`NOTEBOOK_LIBRARIES` to notebooklibs; return the cancels."""
+
+    def adapt(module: ModuleType) -> None:
+        from fastkernel.interpreter import notebooklibs
+
+        notebooklibs.adapt(interpreter, module)
+
+    def prepare(module: ModuleType) -> None:
+        from fastkernel.interpreter import notebooklibs
+
+        notebooklibs.prepare(interpreter, module)
+
+    return [
+        (before_import(name, prepare) if when == "before" else after_import(name, adapt))
+        for name, when in NOTEBOOK_LIBRARIES
+    ]

@@ -26,18 +26,17 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
-from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from fastkernel.interpreter.importhooks import after_import, before_import
 from fastkernel.interpreter.shell import FastKernelShell
 
 if TYPE_CHECKING:
     from fastkernel.interpreter.core import Interpreter
 
-# Libraries that read the shell's class name, by the module that reads it.
-CLASS_NAME_READERS = ("rich.console", "pandas.io.formats.console")
+# This module is imported with the first of the modules that wake it (hooks.NOTEBOOK_LIBRARIES),
+# not at kernel start.
+CLASS_NAME_READERS = ("rich.console", "pandas.io.formats.console")  # they read the shell's class name
 PLOTLY_FALLBACK = "plotly_mimetype+notebook"  # what plotly picks for a shell it does not know
 
 
@@ -49,18 +48,19 @@ class ZMQInteractiveShell(FastKernelShell):
     """
 
 
-def install(interpreter: Interpreter) -> list[Callable[[], None]]:
-    """Answer the libraries' checks when a cell imports them; return the cancels."""
+def adapt(interpreter: Interpreter, module: ModuleType) -> None:
+    """Answer the check of ``module``, just imported."""
     shell = interpreter.shell
+    if module.__name__ in CLASS_NAME_READERS and type(shell) is FastKernelShell:
+        shell.__class__ = ZMQInteractiveShell
+    elif module.__name__ == "plotly.io._renderers":
+        _choose_plotly_renderer(module)
 
-    def name_the_shell(module: ModuleType) -> None:
-        if type(shell) is FastKernelShell:
-            shell.__class__ = ZMQInteractiveShell
 
-    cancels = [after_import(name, name_the_shell) for name in CLASS_NAME_READERS]
-    cancels.append(after_import("plotly.io._renderers", _choose_plotly_renderer))
-    cancels.append(before_import("tqdm.autonotebook", _import_ipykernel_shell))
-    return cancels
+def prepare(interpreter: Interpreter, module: ModuleType) -> None:
+    """Answer the check of ``module``, about to run."""
+    if module.__name__ == "tqdm.autonotebook":
+        _import_ipykernel_shell()
 
 
 def _choose_plotly_renderer(renderers_module: ModuleType) -> None:
@@ -69,6 +69,6 @@ def _choose_plotly_renderer(renderers_module: ModuleType) -> None:
         renderers.default = "plotly_mimetype"
 
 
-def _import_ipykernel_shell(autonotebook: ModuleType) -> None:
+def _import_ipykernel_shell() -> None:
     if importlib.util.find_spec("ipykernel") is not None:
         importlib.import_module("ipykernel.zmqshell")
