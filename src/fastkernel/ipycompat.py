@@ -9,7 +9,8 @@ adapts each one right after it has run and before any importer copies its names:
   :class:`~fastkernel.interpreter.shell.FastKernelShell`;
 - ``IPython.core.display_functions``: ``display``, ``update_display``, ``clear_output``,
   ``publish_display_data`` and ``DisplayHandle`` become fastkernel's, so ``IPython.display``
-  (which copies them) publishes through the kernel;
+  (which copies them) publishes through the kernel, with IPython's display formatter's rules
+  (:mod:`fastkernel.interpreter.formatting`);
 - ``IPython.core.interactiveshell``: ``InteractiveShell.initialized()`` is true and
   ``InteractiveShell.instance()`` returns the fastkernel shell, while no real IPython shell
   exists (ipywidgets' ``Output.append_display_data`` formats through it);
@@ -25,7 +26,6 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from fastkernel.interpreter import display as display_api
-from fastkernel.interpreter.formatting import register_type_formatter
 from fastkernel.interpreter.importhooks import after_import
 from fastkernel.interpreter.running import current
 
@@ -104,29 +104,12 @@ def get_ipython() -> FastKernelShell | None:
     return interpreter.shell
 
 
-def display(*objs: Any, **kwargs: Any) -> Any:
-    """``IPython.display.display``: fastkernel's, plus objects that display themselves."""
-    if kwargs.get("raw") or not any(_displays_itself(obj) for obj in objs):
-        return display_api.display(*objs, **kwargs)
-    handle = None
-    for obj in objs:  # in order, as IPython does
-        if _displays_itself(obj):
-            obj._ipython_display_()
-        else:
-            handle = display_api.display(obj, **kwargs)
-    return handle
-
-
-def _displays_itself(obj: Any) -> bool:
-    return not isinstance(obj, type) and callable(getattr(type(obj), "_ipython_display_", None))
-
-
 def publish_display_data(
     data: dict[str, Any], metadata: dict[str, Any] | None = None, *, transient: Any = None, **kwargs: Any
 ) -> None:
     """``IPython.display.publish_display_data``: publish a ready MIME bundle."""
     update = bool(kwargs.get("update", False))
-    display_api.display(data, raw=True, metadata=metadata, transient=transient, update=update)
+    display_api.publish_bundle(current(), dict(data), metadata, transient, update)
 
 
 def _adapt_getipython(module: ModuleType) -> None:
@@ -134,14 +117,11 @@ def _adapt_getipython(module: ModuleType) -> None:
 
 
 def _adapt_display_functions(module: ModuleType) -> None:
-    module.display = display  # type: ignore[attr-defined]
+    module.display = display_api.display  # type: ignore[attr-defined]
     module.update_display = display_api.update_display  # type: ignore[attr-defined]
     module.clear_output = display_api.clear_output  # type: ignore[attr-defined]
     module.publish_display_data = publish_display_data  # type: ignore[attr-defined]
     module.DisplayHandle = display_api.DisplayHandle  # type: ignore[attr-defined]
-    # IPython.display.Pretty has only _repr_pretty_ (IPython's printer); its text is its data.
-    # Registered only now: type formatters cost every result a lookup once there are any.
-    register_type_formatter("IPython.core.display.Pretty", "text/plain", lambda obj: obj.data)
 
 
 def _adapt_interactiveshell(module: ModuleType) -> None:

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from fastkernel import ipycompat
 from fastkernel.history import HistoryStore
 from fastkernel.interpreter.core import Interpreter
-from fastkernel.interpreter.formatting import format_object
 from fastkernel.interpreter.importhooks import after_import
 from fastkernel.interpreter.inputs import StdinNotImplementedError
 from fastkernel.interpreter.streams import CURRENT_CELL, OUTPUT_TARGET, KernelStream
@@ -144,9 +143,11 @@ class Runtime:
         self.kernel.publish(msg_type, content, target)
 
     def publish_result(self, value: Any) -> None:
-        self.streams.sync()  # keep prints of the cell (fd output too) before its result
-        data, metadata = format_object(value)
+        data, metadata = self.interpreter.formatter.format(value)
         self.interpreter.history.record_output(value)  # _, Out[n], _n when the cell stores history
+        if not data:  # it displayed itself (_ipython_display_): no execute_result, as in IPython
+            return
+        self.streams.sync()  # prints of the cell and of its formatters (fd output too) before the result
         self.history_store.record_output(self.interpreter.history.current, data)
         count = getattr(self._cell, "count", self.kernel.execution_count)  # this thread's cell
         content = {"execution_count": count, "data": data, "metadata": metadata}
@@ -210,9 +211,9 @@ class Runtime:
         if outcome.error is not None:
             self.streams.flush()
             error = outcome.error
-            kernel.publish(
-                "error", {"ename": error.ename, "evalue": error.evalue, "traceback": error.traceback}, msg
-            )
+            if not outcome.error_shown:  # else shown by a replaced showtraceback (rich.traceback)
+                shown = {"ename": error.ename, "evalue": error.evalue, "traceback": error.traceback}
+                kernel.publish("error", shown, msg)
             content = {**error_content(error.ename, error.evalue, error.traceback), "execution_count": count}
         else:
             content = {

@@ -562,6 +562,28 @@ def test_after_import_runs_once_the_module_is_imported(tmp_path: Any, monkeypatc
     assert seen == [module, module]
 
 
+def test_before_import_runs_before_the_modules_code(tmp_path: Any, monkeypatch: Any) -> None:
+    import importlib
+
+    from fastkernel.interpreter.importhooks import after_import, before_import
+
+    (tmp_path / "fk_probe_before.py").write_text("import sys\nSEEN = sys.modules.get('fk_probe_marker')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "fk_probe_before", raising=False)
+    order: list[str] = []
+
+    def first(module: Any) -> None:
+        order.append("before")
+        monkeypatch.setitem(sys.modules, "fk_probe_marker", "there")  # what tqdm's check looks for
+
+    before_import("fk_probe_before", first)
+    after_import("fk_probe_before", lambda module: order.append("after"))
+    module = importlib.import_module("fk_probe_before")
+    assert order == ["before", "after"] and module.SEEN == "there"
+    before_import("fk_probe_before", first)  # already imported: never
+    assert order == ["before", "after"]
+
+
 def test_uninstall_restores_the_process(cells: Cells) -> None:
     import builtins
     import inspect

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from fastkernel import ipycompat
-from fastkernel.interpreter import formatting, running
+from fastkernel.interpreter import running
 from fastkernel.interpreter.core import Interpreter
 from fastkernel.interpreter.shell import FastKernelShell
 from fastkernel.interpreter.streams import CURRENT_CELL, output_target, output_to
@@ -96,7 +96,7 @@ def test_showtraceback_publishes_an_error_like_a_cell_error(interp: Interpreter,
 
 
 def test_showtraceback_with_exc_tuple_and_without_exception(
-    interp: Interpreter, sent: Any, capsys: pytest.CaptureFixture[str]
+    interp: Interpreter, sent: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     try:
         raise KeyError("k")
@@ -104,8 +104,13 @@ def test_showtraceback_with_exc_tuple_and_without_exception(
         exc = (type(err), err, err.__traceback__)
     interp.shell.showtraceback(exc, tb_offset=0)
     assert sent[0][0] == "error" and sent[0][1]["ename"] == "KeyError"
-    interp.shell.showtraceback()  # nothing being handled
-    assert len(sent) == 1 and "No traceback" in capsys.readouterr().err
+    assert sys.last_value is exc[1]  # as in IPython (pdb.pm() finds it)
+    interp.shell.showtraceback()  # nothing being handled: the last one shown, as in IPython
+    assert len(sent) == 2 and sent[1][1]["evalue"] == "'k'"
+    for name in ("last_type", "last_value", "last_traceback", "last_exc"):
+        monkeypatch.delattr(sys, name, raising=False)
+    interp.shell.showtraceback()
+    assert len(sent) == 2 and "No traceback" in capsys.readouterr().err
 
 
 def test_display_pub_and_formatter(interp: Interpreter, sent: Any) -> None:
@@ -135,7 +140,7 @@ def test_display_pub_and_formatter(interp: Interpreter, sent: Any) -> None:
     data, _ = ip.display_formatter.format(Rich(), exclude=["text/markdown"])
     assert set(data) == {"text/html", "text/plain"}
     data, _ = ip.display_formatter.format(Rich(), include=["text/markdown"])
-    assert set(data) == {"text/markdown", "text/plain"}
+    assert set(data) == {"text/markdown"}  # as in IPython: include can leave text/plain out
 
 
 def test_magics_delegate_or_say_they_are_missing(
@@ -172,7 +177,7 @@ def test_magics_delegate_or_say_they_are_missing(
 
 def test_config_gui_and_parent(interp: Interpreter) -> None:
     ip = interp.shell
-    assert dict(ip.config) == {} and ip.config is ip.config
+    assert dict(ip.config) == {"IPKernelApp": {}} and ip.config is ip.config  # as ipykernel's has one
     ip.enable_gui("qt")  # accepted and ignored
     assert ip.parent_header == {}
 
@@ -237,7 +242,6 @@ def test_kernel_link_parent_follows_the_output_target(interp: Interpreter) -> No
 def test_adapters_patch_ipython_modules(
     interp: Interpreter, sent: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(formatting, "_type_formatters", {})  # the adapter registers one for Pretty
     getipython = types.ModuleType("IPython.core.getipython")
     ipycompat._adapt_getipython(getipython)
     assert getipython.get_ipython() is None  # a kernel that does not serve: IPython's answer

@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from fastkernel.interpreter import running
 from fastkernel.interpreter.events import EventManager, ExecutionInfo, ExecutionResult
-from fastkernel.interpreter.formatting import Bundle, format_object
 from fastkernel.interpreter.hooks import (
     ExitCall,
     KernelHelp,
     Patches,
     install_habits,
     install_inspect_classes,
+    install_notebook_library_hooks,
     install_warnings_labels,
 )
 from fastkernel.interpreter.inputhistory import InputHistory, SessionInputs
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
     from fastkernel.interpreter.asyncsupport import EventLoopHost
     from fastkernel.interpreter.display import Publisher
+    from fastkernel.interpreter.formatting import Bundle, DisplayFormatter
     from fastkernel.interpreter.magics.registry import Magics
 
 ResultHook = Callable[[Any], None]
@@ -60,6 +61,7 @@ class CellOutcome:
     """
 
     error: CellError | None = None
+    error_shown: bool = False  # shown by a replaced get_ipython().showtraceback (rich.traceback)
     payload: list[dict[str, Any]] = field(default_factory=list)
     duration_s: float = 0.0
     peak_rss_growth_bytes: int | None = None
@@ -154,6 +156,8 @@ class Interpreter:
         from fastkernel.interpreter.display import display
 
         self.patches.set(builtins, "display", display)
+        # A builtin too, as under IPython: libraries test for a notebook with a bare get_ipython().
+        self.patches.set(builtins, "get_ipython", self.shell.get_ipython)
         install_warnings_labels(self.patches, self.sources)
         install_inspect_classes(self.patches, self.sources)
         from fastkernel.interpreter import mpsupport
@@ -163,6 +167,7 @@ class Interpreter:
 
         self._cancel_hooks += inlinefigures.install(self)
         self._cancel_hooks.append(self.loop_host.adopt_when_imported())
+        self._cancel_hooks += install_notebook_library_hooks(self)  # what libraries check
 
     def uninstall(self) -> None:
         """Undo :meth:`install_as_main` and close the event loop (tests, shutdown)."""
@@ -232,6 +237,13 @@ class Interpreter:
         if rewritten is not stripped:
             self.namespace[MAGICS] = self.magics
         return rewritten
+
+    @cached_property
+    def formatter(self) -> DisplayFormatter:
+        """MIME bundles for results and displays (``get_ipython().display_formatter``), made on first use."""
+        from fastkernel.interpreter.formatting import DisplayFormatter
+
+        return DisplayFormatter()
 
     @cached_property
     def magics(self) -> Magics:
@@ -326,6 +338,8 @@ class Interpreter:
             self.executing = False
             raised = exc
         outcome.duration_s = time.perf_counter() - started
+        if raised is not None:
+            outcome.error_shown = self.shell.show_cell_error(raised)
         result = ExecutionResult(info, count if store_history else None, error_in_exec=raised)
         self.events.trigger("post_execute")
         if display:
@@ -365,7 +379,7 @@ class Interpreter:
         value = eval(
             compile(expression, "<user_expression>", "eval", self.future_flags, True), self.namespace
         )
-        return format_object(value)
+        return self.formatter.format(value)
 
     def evaluate_all(self, expressions: dict[str, Any]) -> dict[str, Any]:
         """``user_expressions``: a MIME bundle per name, or an error dict for that name alone."""

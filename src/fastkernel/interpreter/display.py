@@ -55,15 +55,13 @@ def publish_bundle(
     return publish(interpreter, "update_display_data" if update else "display_data", content)
 
 
-def _bundle(obj: Any, include: Any, exclude: Any, raw: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    if raw:
-        return dict(obj), {}
-    data, md = format_object(obj)
-    if include is not None:
-        data = {k: v for k, v in data.items() if k in include or k == "text/plain"}
-    if exclude is not None:
-        data = {k: v for k, v in data.items() if k not in exclude or k == "text/plain"}
-    return data, md
+def _merge(into: Any, extra: Any) -> Any:
+    """``extra`` merged into ``into``, dicts key by key (``display(metadata=...)`` wins)."""
+    if not isinstance(into, dict) or not isinstance(extra, dict):
+        return extra
+    for key, value in extra.items():
+        into[key] = _merge(into.get(key), value)
+    return into
 
 
 class DisplayHandle:
@@ -95,23 +93,34 @@ def display(
     clear: bool = False,
     update: bool = False,
 ) -> DisplayHandle | None:
-    """Publish each of ``objs`` as ``display_data`` (``update_display_data`` with ``update``)."""
-    handle = None
+    """Publish each of ``objs`` as ``display_data`` (``update_display_data`` with ``update``).
+
+    As IPython's ``display``: each object is formatted by the running interpreter's display
+    formatter with ``include``/``exclude`` (an object with ``_ipython_display_`` displays
+    itself); ``metadata`` is merged into the formatter's; ``raw`` objects are bundles already.
+    ``display_id=True`` makes an id; with an id, a :class:`DisplayHandle` is returned.
+    """
     if display_id is True:
-        handle = DisplayHandle()
-        display_id = handle.display_id
-    elif isinstance(display_id, str):
-        handle = DisplayHandle(display_id)
-    if clear:
-        clear_output(wait=True)
+        display_id = os.urandom(16).hex()  # uuid4-like; uuid is not imported at start
+    if update and not display_id:
+        raise TypeError("display_id required for update_display")
     tr = dict(transient or {})
     if display_id:
         tr["display_id"] = display_id
+    if clear:
+        clear_output(wait=True)
     interpreter = current()
     for obj in objs:
-        data, md = _bundle(obj, include, exclude, raw)
-        publish_bundle(interpreter, data, {**md, **(metadata or {})}, tr, update)
-    return handle
+        if raw:
+            publish_bundle(interpreter, dict(obj), metadata, tr, update)
+            continue
+        data, md = format_object(obj, include, exclude)
+        if not data:  # nothing to show: the object displayed itself (_ipython_display_)
+            continue
+        if metadata:
+            md = _merge(md, metadata)
+        publish_bundle(interpreter, data, md, tr, update)
+    return DisplayHandle(display_id) if display_id else None
 
 
 def update_display(obj: Any, *, display_id: str, **kwargs: Any) -> None:

@@ -1,100 +1,87 @@
-"""Build MIME bundles for objects: ``_repr_mimebundle_``, ``_repr_*_`` and text/plain."""
+"""MIME bundles for objects, as IPython's display formatter builds them.
+
+:class:`DisplayFormatter` is ``get_ipython().display_formatter``; each interpreter has one
+(``Interpreter.formatter``). :meth:`DisplayFormatter.format` is what a cell's result,
+``display()`` and ``user_expressions`` go through, in IPython's order:
+
+1. ``ipython_display_formatter``: an object with ``_ipython_display_`` (or a printer registered
+   there) displays itself, and the bundle is empty: nothing else is shown, no execute_result;
+2. ``mimebundle_formatter``: ``_repr_mimebundle_(include=..., exclude=...)``, then filtered by
+   ``include``/``exclude``;
+3. each of ``formatters`` (text/plain, text/html, ... in IPython's order, and any a library
+   adds) for the MIME types the bundle does not have yet, and for those it has where a printer
+   is registered for the object's class (a registration wins over the object's own bundle).
+
+Binary data (PNG, JPEG, PDF as bytes) is base64-encoded, as the message spec wants.
+"""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
 from typing import Any
 
-REPR_METHODS = (
-    ("_repr_html_", "text/html"),
-    ("_repr_markdown_", "text/markdown"),
-    ("_repr_svg_", "image/svg+xml"),
-    ("_repr_png_", "image/png"),
-    ("_repr_jpeg_", "image/jpeg"),
-    ("_repr_latex_", "text/latex"),
-    ("_repr_json_", "application/json"),
-    ("_repr_javascript_", "application/javascript"),
-    ("_repr_pdf_", "application/pdf"),
-)
-PRETTY_WIDTH = 79
+from fastkernel.interpreter.running import current
 
 Bundle = dict[str, Any]
 
 
-TypeFormatter = Callable[[Any], Any]
-# Formatters by type, keyed by "module.QualName" so that registering one for a library's class
-# does not import the library: {type name: {mime: formatter}}. Looked up along the MRO.
-_type_formatters: dict[str, dict[str, TypeFormatter]] = {}
+class DisplayFormatter:
+    """``get_ipython().display_formatter``: an object's ``(data, metadata)`` MIME bundle."""
+
+    def __init__(self) -> None:
+        from fastkernel.interpreter.formatters import (  # with the first result, not at kernel start
+            IPythonDisplayFormatter,
+            MimeBundleFormatter,
+            default_formatters,
+        )
+
+        self.formatters: dict[str, Any] = default_formatters()
+        self.ipython_display_formatter = IPythonDisplayFormatter()
+        self.mimebundle_formatter = MimeBundleFormatter()
+
+    def __repr__(self) -> str:
+        return "<fastkernel DisplayFormatter>"
+
+    @property
+    def active_types(self) -> list[str]:
+        """The MIME types of the enabled formatters."""
+        return [mime for mime, f in self.formatters.items() if getattr(f, "enabled", True)]
+
+    def format(self, obj: Any, include: Any = None, exclude: Any = None) -> tuple[Bundle, Bundle]:
+        """Return ``(data, metadata)`` for ``obj``; both empty when it displayed itself."""
+        if self.ipython_display_formatter(obj):
+            return {}, {}
+        data, metadata = self.mimebundle_formatter(obj, include=include, exclude=exclude)
+        if data or metadata:
+            data = {k: v for k, v in data.items() if _wanted(k, include, exclude)}
+            metadata = {k: v for k, v in metadata.items() if _wanted(k, include, exclude)}
+        for mime, formatter in list(self.formatters.items()):
+            if not _wanted(mime, include, exclude) or (mime in data and not _registered(formatter, obj)):
+                continue
+            value = formatter(obj)
+            md = None
+            if isinstance(value, tuple) and len(value) == 2:
+                value, md = value
+            if value is not None:
+                data[mime] = value
+            if md is not None:
+                metadata[mime] = md
+        return {k: _binary(v) for k, v in data.items()}, metadata
 
 
-def _type_name(cls_or_name: type | str) -> str:
-    if isinstance(cls_or_name, str):
-        return cls_or_name
-    return f"{cls_or_name.__module__}.{cls_or_name.__qualname__}"
+def _wanted(mime: str, include: Any, exclude: Any) -> bool:
+    return (not include or mime in include) and (not exclude or mime not in exclude)
 
 
-def register_type_formatter(cls_or_name: type | str, mime: str, func: TypeFormatter) -> None:
-    """Format instances of a class (and its subclasses) as ``mime`` with ``func(obj)``.
-
-    ``cls_or_name`` is the class or its ``"module.QualName"`` (``"matplotlib.figure.Figure"``).
-    ``func`` returns the data (bytes are base64-encoded), ``(data, metadata)``, or None for
-    nothing. A type formatter comes after ``_repr_mimebundle_`` and before ``_repr_*_``
-    methods, as IPython's type printers do; the most derived class's formatter wins.
-    """
-    if not callable(func):
-        raise TypeError(f"need a callable, got {func!r}")
-    _type_formatters.setdefault(_type_name(cls_or_name), {})[mime] = func
-
-
-def unregister_type_formatter(cls_or_name: type | str, mime: str | None = None) -> None:
-    """Remove the formatter for ``mime`` (every formatter with None) of a class."""
-    name = _type_name(cls_or_name)
-    if mime is None:
-        _type_formatters.pop(name, None)
-    elif name in _type_formatters:
-        _type_formatters[name].pop(mime, None)
-        if not _type_formatters[name]:
-            del _type_formatters[name]
-
-
-def _formatters_for(obj: Any) -> dict[str, TypeFormatter]:
-    found: dict[str, TypeFormatter] = {}
-    if not _type_formatters or isinstance(obj, type):
-        return found
-    for cls in type(obj).__mro__:
-        for mime, func in _type_formatters.get(_type_name(cls), {}).items():
-            found.setdefault(mime, func)
-    return found
-
-
-def plain_text(obj: Any) -> str:
-    """``repr(obj)``, pretty-printed over several lines when a container is long."""
-    text = repr(obj)
-    if len(text) > PRETTY_WIDTH and type(obj) in (dict, list, tuple, set, frozenset):
-        import pprint
-
-        text = pprint.pformat(obj, width=PRETTY_WIDTH, sort_dicts=False)
-    return text
-
-
-def _report(method: str, obj: Any, err: BaseException) -> None:
-    # A broken _repr_*_ must not break the cell: say so on stderr and move on.
-    print(
-        f"{type(obj).__name__}.{method} raised {type(err).__name__}: {err}",
-        file=sys.stderr,
-    )
-
-
-def _call(obj: Any, method: str) -> Any:
-    func = getattr(type(obj), method, None)
-    if func is None or isinstance(obj, type):
-        return None
+def _registered(formatter: Any, obj: Any) -> bool:
+    """Whether a printer is registered for ``obj`` with ``formatter`` (it beats the object's bundle)."""
+    find = getattr(type(formatter), "find", None)  # fastkernel's formatters: no KeyError to raise
+    if find is not None:
+        return find(formatter, obj) is not None
     try:
-        return getattr(obj, method)()
-    except Exception as err:
-        _report(method, obj, err)
-        return None
+        formatter.lookup(obj)
+    except Exception:  # KeyError: none; anything else: a formatter object of another kind
+        return False
+    return True
 
 
 def _binary(value: Any) -> Any:
@@ -105,44 +92,41 @@ def _binary(value: Any) -> Any:
     return value
 
 
-def format_object(obj: Any) -> tuple[Bundle, Bundle]:
-    """Return ``(data, metadata)`` for ``obj``; ``text/plain`` is always present."""
-    data: Bundle = {}
-    metadata: Bundle = {}
-    bundle = _call(obj, "_repr_mimebundle_")
-    if isinstance(bundle, tuple) and len(bundle) == 2:
-        bundle, bundle_md = bundle
-        metadata.update(bundle_md or {})
-    if isinstance(bundle, dict):
-        data.update({k: _binary(v) for k, v in bundle.items()})
-    for mime, func in _formatters_for(obj).items():
-        if mime in data:
-            continue
-        try:
-            value = func(obj)
-        except Exception as err:  # a broken formatter must not break the cell either
-            problem = f"{type(err).__name__}: {err}"
-            print(f"{type(obj).__name__}: could not make {mime}: {problem}", file=sys.stderr)
-            continue
-        if isinstance(value, tuple) and len(value) == 2:
-            value, md = value
-            if md:
-                metadata[mime] = md
-        if value is not None:
-            data[mime] = _binary(value)
-    for method, mime in REPR_METHODS:
-        if mime in data:
-            continue
-        value = _call(obj, method)
-        if isinstance(value, tuple) and len(value) == 2:
-            value, md = value
-            metadata[mime] = md
-        if value is not None:
-            data[mime] = _binary(value)
-    if "text/plain" not in data:
-        try:
-            data["text/plain"] = plain_text(obj)
-        except Exception as err:
-            _report("__repr__", obj, err)
-            data["text/plain"] = f"<{type(obj).__name__} object (repr failed)>"
-    return data, metadata
+_fallback: DisplayFormatter | None = None
+
+
+def display_formatter() -> DisplayFormatter:
+    """The running interpreter's display formatter (one of its own when none runs)."""
+    global _fallback
+    interpreter = current()
+    if interpreter is not None:
+        return interpreter.formatter
+    if _fallback is None:
+        _fallback = DisplayFormatter()
+    return _fallback
+
+
+def format_object(obj: Any, include: Any = None, exclude: Any = None) -> tuple[Bundle, Bundle]:
+    """``(data, metadata)`` for ``obj`` with :func:`display_formatter`."""
+    return display_formatter().format(obj, include, exclude)
+
+
+def register_type_formatter(cls_or_name: type | str, mime: str, func: Any) -> None:
+    """Format instances of a class (and its subclasses) as ``mime`` with ``func(obj)``.
+
+    ``cls_or_name`` is the class or its ``"module.Name"`` (``"matplotlib.figure.Figure"``):
+    ``formatters[mime].for_type(cls_or_name, func)`` of :func:`display_formatter`. ``func``
+    returns the data (bytes are base64-encoded), ``(data, metadata)``, or None for nothing.
+    """
+    if not callable(func):
+        raise TypeError(f"need a callable, got {func!r}")
+    display_formatter().formatters[mime].for_type(cls_or_name, func)
+
+
+def unregister_type_formatter(cls_or_name: type | str, mime: str | None = None) -> None:
+    """Remove the printer for ``mime`` (for every MIME type with None) of a class."""
+    formatters = display_formatter().formatters
+    for name in [mime] if mime is not None else list(formatters):
+        pop = getattr(formatters.get(name), "pop", None)
+        if pop is not None:
+            pop(cls_or_name, None)

@@ -7,6 +7,8 @@
 - ``inspect.getsource`` finds classes defined in cells;
 - an interrupt at a ``pdb`` prompt ends the cell, as under IPython (pdb alone asks again);
 - ``''`` is first on ``sys.path``, as under IPython: imports follow the working directory.
+- what libraries check to find a notebook kernel is answered when a cell imports them
+  (:mod:`fastkernel.interpreter.notebooklibs`, imported with the first of them).
 
 Every change goes through :class:`Patches`, so it can be undone (tests install and remove
 them around each test).
@@ -17,9 +19,15 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from fastkernel.interpreter.importhooks import after_import, before_import
 from fastkernel.interpreter.sources import CellSources
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from fastkernel.interpreter.core import Interpreter
 
 _MISSING = object()
 
@@ -175,3 +183,32 @@ def install_cwd_on_path() -> Callable[[], None]:
 def install_habits(patches: Patches) -> list[Callable[[], None]]:
     """IPython's: ``''`` on ``sys.path``, interrupts that end a pdb prompt. Returns cancel functions."""
     return [install_cwd_on_path(), install_pdb_interrupts(patches)]
+
+
+# The modules whose check of the kernel notebooklibs answers (docs/ipython.md), and when: just
+# before the module runs, or right after.
+NOTEBOOK_LIBRARIES = (
+    ("rich.console", "after"),
+    ("pandas.io.formats.console", "after"),
+    ("plotly.io._renderers", "after"),
+    ("tqdm.autonotebook", "before"),
+)
+
+
+def install_notebook_library_hooks(interpreter: Interpreter) -> list[Callable[[], None]]:
+    """Import hooks that hand :data:`NOTEBOOK_LIBRARIES` to notebooklibs; return the cancels."""
+
+    def adapt(module: ModuleType) -> None:
+        from fastkernel.interpreter import notebooklibs
+
+        notebooklibs.adapt(interpreter, module)
+
+    def prepare(module: ModuleType) -> None:
+        from fastkernel.interpreter import notebooklibs
+
+        notebooklibs.prepare(interpreter, module)
+
+    return [
+        (before_import(name, prepare) if when == "before" else after_import(name, adapt))
+        for name, when in NOTEBOOK_LIBRARIES
+    ]

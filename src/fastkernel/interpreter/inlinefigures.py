@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from fastkernel.interpreter.core import Interpreter
 
 BACKEND = "module://fastkernel.mplinline"
+WIDGET_BACKEND = "module://ipympl.backend_nbagg"  # %matplotlib widget (ipympl)
+WIDGET_NAMES = ("widget", "ipympl")
 FIGURE = "matplotlib.figure.Figure"
 
 # format name -> (MIME type, savefig format, dpi factor)
@@ -117,6 +119,25 @@ def _adapt_ipywidgets(interaction: Any) -> None:
     interaction.show_inline_matplotlib_plots = show_inline_matplotlib_plots
 
 
+def enable_widget_backend() -> str:
+    """``%matplotlib widget``: ipympl's interactive figures; ImportError without ipympl.
+
+    As IPython does for any backend: pyplot switches to it, in interactive mode. ipympl shows
+    the figures a cell drew itself (its ``post_execute`` callback), as widgets; the inline
+    backend's end-of-cell display only ever shows figures of its own canvas.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("ipympl") is None:
+        raise ImportError("%matplotlib widget needs ipympl (pip install ipympl)")
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    plt.switch_backend(WIDGET_BACKEND)
+    matplotlib.interactive(True)
+    return WIDGET_BACKEND
+
+
 def set_default_backend(matplotlib: Any) -> bool:
     """Make this kernel's backend matplotlib's default, unless the user picked a backend.
 
@@ -192,7 +213,8 @@ def register_figure_formatters() -> None:
 
 def _formatter(name: str) -> Callable[[Any], Any]:
     def format_figure(fig: Any) -> Any:
-        return render(fig, name)
+        shown = render(fig, name)
+        return shown[0] if shown is not None and not shown[1] else shown  # no empty metadata
 
     format_figure.__qualname__ = f"format_figure[{name}]"
     return format_figure

@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from fastkernel.interpreter import display as display_api
 from fastkernel.interpreter import streams
-from fastkernel.interpreter.formatting import Bundle, format_object
+from fastkernel.interpreter.tracebacks import user_traceback
 
 if TYPE_CHECKING:
     from fastkernel.interpreter.core import Interpreter
     from fastkernel.interpreter.events import EventManager
+    from fastkernel.interpreter.formatting import DisplayFormatter
 
 ExcInfo = tuple[Any, Any, Any]
 
@@ -62,27 +63,15 @@ class DisplayPublisher:
         display_api.publish(self.interpreter, "clear_output", {"wait": bool(wait)})
 
 
-class DisplayFormatter:
-    """``get_ipython().display_formatter``: an object's ``(data, metadata)`` MIME bundle."""
-
-    def format(self, obj: Any, include: Any = None, exclude: Any = None) -> tuple[Bundle, Bundle]:
-        data, metadata = format_object(obj)
-
-        def wanted(mime: str) -> bool:  # text/plain stays, as in IPython and fastkernel's display()
-            chosen = (include is None or mime in include) and (exclude is None or mime not in exclude)
-            return chosen or mime == "text/plain"
-
-        return {k: v for k, v in data.items() if wanted(k)}, metadata
-
-
 class FastKernelShell:
     """What ``get_ipython()`` returns in a fastkernel kernel: one per interpreter."""
+
+    colors = "neutral"  # IPython's colour scheme setting (sympy reads it)
 
     def __init__(self, interpreter: Interpreter) -> None:
         self.interpreter = interpreter
         self.kernel: Any = None  # set by the kernel core: comm_manager, get_parent()
         self.display_pub = DisplayPublisher(interpreter)
-        self.display_formatter = DisplayFormatter()
         self._config: Any = None
 
     def __repr__(self) -> str:
@@ -112,6 +101,11 @@ class FastKernelShell:
         return self.interpreter.namespace
 
     @property
+    def display_formatter(self) -> DisplayFormatter:
+        """IPython's: ``format(obj, include=None, exclude=None)``, ``formatters[mime]``, ..."""
+        return self.interpreter.formatter
+
+    @property
     def events(self) -> EventManager:
         return self.interpreter.events
 
@@ -122,11 +116,16 @@ class FastKernelShell:
 
     @property
     def config(self) -> Any:
-        """An empty traitlets Config (imported on first use), for code that reads settings."""
+        """A traitlets Config (imported on first use) with an empty ``IPKernelApp`` section.
+
+        ipykernel's shell has its application's config, where ``IPKernelApp`` is; libraries
+        (polars, older tqdm) read ``'IPKernelApp' in get_ipython().config`` as "a kernel with a
+        frontend that shows HTML and widgets", which this kernel is.
+        """
         if self._config is None:
             from traitlets.config import Config
 
-            self._config = Config()
+            self._config = Config({"IPKernelApp": {}})
         return self._config
 
     def ev(self, expr: str) -> Any:
@@ -194,18 +193,54 @@ class FastKernelShell:
         running_compiled_code: bool = False,
     ) -> None:
         """Show an exception (default: the one being handled) as the cell's ``error`` output."""
-        etype, value, tb = exc_tuple if exc_tuple is not None else sys.exc_info()
-        if etype is None:
+        try:
+            etype, value, tb = self._get_exc_info(exc_tuple)
+        except ValueError:
             print("No traceback available to show.", file=sys.stderr)
             return
         if not isinstance(value, BaseException):
             value = etype(value)
         if value.__traceback__ is None and tb is not None:
             value = value.with_traceback(tb)
-        error = self.interpreter.format_exception(value)
-        content = {"ename": error.ename, "evalue": error.evalue, "traceback": error.traceback}
+        self._showtraceback(etype, value, self.interpreter.format_exception(value).traceback)
+
+    def _showtraceback(self, etype: Any, evalue: Any, stb: list[str]) -> None:
+        """Publish ``stb``, the formatted traceback (IPython's hook, which rich.traceback replaces)."""
+        content = {"ename": getattr(etype, "__name__", str(etype)), "evalue": str(evalue), "traceback": stb}
         if not display_api.publish(self.interpreter, "error", content):
-            print("\n".join(error.traceback), file=sys.stderr)  # no kernel: where a script shows it
+            print("\n".join(stb), file=sys.stderr)  # no kernel: where a script shows it
+
+    def _get_exc_info(self, exc_tuple: ExcInfo | None = None) -> ExcInfo:
+        """The exception to show: ``exc_tuple``, the one being handled, or the last one shown.
+
+        As in IPython it becomes ``sys.last_type``, ``sys.last_value``, ``sys.last_traceback``
+        (so ``pdb.pm()`` finds it); ValueError if there is none.
+        """
+        etype, value, tb = exc_tuple if exc_tuple is not None else sys.exc_info()
+        if etype is None:
+            etype = getattr(sys, "last_type", None)
+            value, tb = getattr(sys, "last_value", None), getattr(sys, "last_traceback", None)
+        if etype is None:
+            raise ValueError("No exception to find")
+        sys.last_type, sys.last_value, sys.last_traceback = etype, value, tb
+        if sys.version_info >= (3, 12):
+            sys.last_exc = value
+        return etype, value, tb
+
+    def show_cell_error(self, exc: BaseException) -> bool:
+        """Show a cell's exception with a replaced ``showtraceback``/``_showtraceback``, if any.
+
+        ``rich.traceback.install()`` replaces them on the shell, as under IPython; the cell's
+        error is then shown by them (from its first user frame) instead of as an ``error``
+        output. Returns False when nothing replaced them, or the replacement failed.
+        """
+        if "showtraceback" not in vars(self) and "_showtraceback" not in vars(self):
+            return False
+        try:
+            self.showtraceback((type(exc), exc, user_traceback(exc.__traceback__)), tb_offset=0)
+        except Exception:
+            return False
+        return True
 
     def showsyntaxerror(self, filename: str | None = None, running_compiled_code: bool = False) -> None:
         self.showtraceback()
@@ -216,7 +251,11 @@ class FastKernelShell:
         """Accepted and ignored: the kernel runs no GUI event loop (matplotlib calls this)."""
 
     def enable_matplotlib(self, gui: str | None = None) -> tuple[str | None, str]:
-        """Turn on fastkernel's inline matplotlib backend, where this kernel has one."""
+        """Turn on fastkernel's inline matplotlib backend (ipympl's with ``widget``/``ipympl``)."""
+        from fastkernel.interpreter import inlinefigures
+
+        if gui in inlinefigures.WIDGET_NAMES:
+            return gui, inlinefigures.enable_widget_backend()
         try:
             from fastkernel import mplinline  # imports matplotlib
         except ImportError:

@@ -16,6 +16,7 @@ import sys
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import TracebackType
 
 _CELL_FILE = re.compile(r'File "(<cell-[^">]+>)", line (\d+)')
 _CELL_NAME = re.compile(r"<cell-\d+>")
@@ -44,6 +45,14 @@ def _is_machinery(filename: str) -> bool:
     asyncio = sys.modules.get("asyncio")
     asyncio_file = getattr(asyncio, "__file__", None)
     return asyncio_file is not None and filename.startswith(os.path.dirname(asyncio_file) + os.sep)
+
+
+def user_traceback(tb: TracebackType | None) -> TracebackType | None:
+    """``tb`` from its first frame that is user code (the kernel's and the asyncio loop's skipped)."""
+    first = tb
+    while first is not None and _is_machinery(first.tb_frame.f_code.co_filename):
+        first = first.tb_next
+    return first if first is not None else tb
 
 
 def _user_frames(stack: traceback.StackSummary) -> traceback.StackSummary:

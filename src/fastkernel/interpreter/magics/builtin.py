@@ -231,13 +231,21 @@ def _mplinline() -> Any:
 
 @line_magic("matplotlib")
 def matplotlib(magics: Magics, line: str) -> None:
-    """``%matplotlib inline`` (or no argument): show figures in the cell's output."""
+    """``%matplotlib inline`` (or no argument): figures in the cell's output; ``widget``: ipympl's."""
+    from fastkernel.interpreter import inlinefigures
+
     backend = line.strip()
     if backend in ("-l", "--list"):
-        print("Available matplotlib backends: ['inline']")
+        print("Available matplotlib backends: ['inline', 'widget', 'ipympl']")
+        return
+    if backend in inlinefigures.WIDGET_NAMES:
+        try:
+            inlinefigures.enable_widget_backend()
+        except ImportError as err:
+            raise UsageError(str(err)) from None
         return
     if backend not in ("", "inline"):
-        raise UsageError(f"fastkernel supports only %matplotlib inline, not {backend!r}")
+        raise UsageError(f"fastkernel supports %matplotlib inline and widget (ipympl), not {backend!r}")
     _mplinline().enable()
 
 

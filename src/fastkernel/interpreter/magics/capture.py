@@ -92,7 +92,6 @@ class _Catcher:
 @cell_magic("capture")
 def capture(magics: Magics, line: str, cell: str) -> None:
     """Run the cell, keeping its output: ``%%capture [name] [--no-stdout] [--no-stderr] [--no-display]``."""
-    from fastkernel.interpreter.formatting import format_object
     from fastkernel.interpreter.streams import output_to
 
     args = line.split()
@@ -110,4 +109,6 @@ def capture(magics: Magics, line: str, cell: str) -> None:
     with output_to(catcher):
         value = magics.run_code(cell, magics.place.lineno)
         if value is not None and catcher.displays:  # the cell's result is an output too
-            captured.outputs.append(RichOutput(*format_object(value)))
+            data, metadata = magics.interpreter.formatter.format(value)
+            if data:  # empty: it displayed itself (_ipython_display_), into the capture
+                captured.outputs.append(RichOutput(data, metadata))
