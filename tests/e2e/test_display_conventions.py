@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from tests.e2e.harness import KernelHarness
+from tests.harness import KernelHarness
 
 
 def shown(kernel: KernelHarness, code: str) -> list[tuple[str, Any]]:

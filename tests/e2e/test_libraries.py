@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import Execution, KernelHarness
+from tests.harness import Execution, KernelHarness
 
 
 def ok(kernel: KernelHarness, code: str) -> Execution:
