@@ -323,7 +323,10 @@ class Report:
                 "",
                 "## Where fastkernel's startup goes",
                 "",
-                *(f"- {line}" for line in self.breakdown_lines()),
+                *(
+                    f"    - {line.strip()}" if line.startswith("    ") else f"- {line}"
+                    for line in self.breakdown_lines()
+                ),
                 "",
                 STARTUP_NOTE,
             ]
