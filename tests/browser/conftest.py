@@ -149,6 +149,9 @@ def _opener(
         return NotebookPage.open(page, server, f"{stem}.ipynb", shots, workspace=stem)
 
     yield open_notebook
+    if request.node.stash.get(_FAILED, False):  # shown under "Captured stdout teardown"
+        tail = server.log().splitlines()[-60:]
+        print(f"--- last lines of {server.log_path} ---", *tail, sep="\n")
     server.shutdown_kernels()
 
 
