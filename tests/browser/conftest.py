@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from nbformat import NotebookNode
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from tests.browser.harness import (
@@ -40,9 +41,10 @@ _SCREENSHOTS_USED = pytest.StashKey[bool]()
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    item.stash.setdefault(_FAILED, False)
     if report.failed:
         item.stash[_FAILED] = True
     return report
@@ -88,12 +90,12 @@ def browser(playwright: Playwright, browser_home: Path) -> Iterator[Browser]:
             "(`make browser-deps` installs it as root; or set FASTKERNEL_CHROMIUM)",
             pytrace=False,
         )
-    env = dict(os.environ)
-    env.update(
-        HOME=str(browser_home),
-        XDG_CONFIG_HOME=str(browser_home / "config"),
-        XDG_CACHE_HOME=str(browser_home / "cache"),
-    )
+    env: dict[str, str | float | bool] = {
+        **os.environ,
+        "HOME": str(browser_home),
+        "XDG_CONFIG_HOME": str(browser_home / "config"),
+        "XDG_CACHE_HOME": str(browser_home / "cache"),
+    }
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, env=env)
     yield browser
     browser.close()
@@ -123,7 +125,7 @@ def shots(request: pytest.FixtureRequest, screenshot_dir: Path) -> Screenshots:
 @pytest.fixture
 def page(browser: Browser, shots: Screenshots, request: pytest.FixtureRequest) -> Iterator[Page]:
     """A page in a fresh browser context; saved as ``...-failed.png`` if the test fails."""
-    context = browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
+    context = browser.new_context(viewport=VIEWPORT)
     context.set_default_timeout(UI_TIMEOUT_MS)
     pg = context.new_page()
     yield pg
@@ -140,7 +142,7 @@ def _opener(
 ) -> Iterator[OpenNotebook]:
     opened = 0
 
-    def open_notebook(cells: Sequence[str], name: str | None = None) -> NotebookPage:
+    def open_notebook(cells: Sequence[str | NotebookNode], name: str | None = None) -> NotebookPage:
         nonlocal opened
         opened += 1
         stem = name or f"{request.node.name}-{opened}"

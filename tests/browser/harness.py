@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import nbformat
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, ViewportSize, expect
 
 from fastkernel.kernelspec import DEFAULT_DISPLAY_NAME, DEFAULT_NAME, kernel_json, write_spec_dir
 
@@ -54,7 +54,7 @@ KERNEL_NAME = DEFAULT_NAME
 KERNEL_DISPLAY_NAME = DEFAULT_DISPLAY_NAME
 SERVER_START_TIMEOUT = 60.0  # seconds: `jupyter lab` imports a lot on a busy 2-core machine
 UI_TIMEOUT_MS = 60_000  # Playwright waits: Lab's first load compiles ~10 MB of JavaScript
-VIEWPORT = {"width": 1280, "height": 900}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
 
 
 def free_port() -> int:
@@ -227,8 +227,11 @@ def start_server(app: App, base: Path) -> JupyterServer:
     return server
 
 
-def write_notebook(path: Path, cells: Sequence[str], kernel_name: str = KERNEL_NAME) -> Path:
-    """A notebook of code ``cells`` (markdown when a source starts with ``"# md\\n"``) for fastkernel."""
+def write_notebook(
+    path: Path, cells: Sequence[str | nbformat.NotebookNode], kernel_name: str = KERNEL_NAME
+) -> Path:
+    """A notebook for fastkernel: each ``str`` a code cell; other cells as given
+    (``nbformat.v4.new_markdown_cell(...)``, a code cell with outputs or metadata...)."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {
         "name": kernel_name,
@@ -236,11 +239,8 @@ def write_notebook(path: Path, cells: Sequence[str], kernel_name: str = KERNEL_N
         "language": "python",
     }
     nb.metadata["language_info"] = {"name": "python"}
-    for source in cells:
-        if source.startswith("# md\n"):
-            nb.cells.append(nbformat.v4.new_markdown_cell(source.removeprefix("# md\n")))
-        else:
-            nb.cells.append(nbformat.v4.new_code_cell(source))
+    for cell in cells:
+        nb.cells.append(nbformat.v4.new_code_cell(cell) if isinstance(cell, str) else cell)
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(path))
     return path
@@ -407,6 +407,58 @@ class NotebookPage:
         """The ``Out[n]``-style prompt of the execute result of code cell ``index`` (``[n]:``)."""
         prompt = self.code_cells().nth(index).locator(".jp-OutputArea-executeResult .jp-OutputArea-prompt")
         return prompt.first.inner_text().strip()
+
+    def screenshot(self, step: str, full_page: bool = True) -> Path:
+        return self.shots.take(self.page, step, full_page=full_page)
+
+    # -- consoles -------------------------------------------------------------------------------
+
+    def open_console(self) -> ConsolePage:
+        """Lab only: "New Console for Notebook" from the command palette (the notebook's kernel)."""
+        assert self.server.app == "lab", "Notebook 7 has no consoles"
+        consoles = self.page.locator(".jp-CodeConsole")
+        before = consoles.count()
+        self.panel.locator(".jp-Notebook").first.click(position={"x": 5, "y": 5})  # notebook is current
+        self.page.keyboard.press("Escape")
+        self.page.keyboard.press("Control+Shift+C")
+        palette = self.page.locator(".lm-CommandPalette")
+        palette.locator("input").fill("New Console for Notebook")
+        palette.locator(".lm-CommandPalette-item", has_text="New Console for Notebook").first.click()
+        expect(consoles).to_have_count(before + 1)
+        console = ConsolePage(self.page, consoles.nth(before), self.shots)
+        console.prompt_editor().wait_for(state="visible")
+        return console
+
+
+@dataclass
+class ConsolePage:
+    """A JupyterLab code console (``.jp-CodeConsole``) in a page."""
+
+    page: Page
+    root: Locator
+    shots: Screenshots
+
+    def prompt_editor(self) -> Locator:
+        return self.root.locator(".jp-CodeConsole-promptCell .cm-content")
+
+    def cells(self) -> Locator:
+        """The console's executed (or executing) cells, oldest first."""
+        return self.root.locator(".jp-CodeConsole-content .jp-CodeCell")
+
+    def run(self, code: str, timeout_ms: float = UI_TIMEOUT_MS) -> Locator:
+        """Type ``code`` in the prompt, Shift+Enter; return the cell once it has its count."""
+        index = self.cells().count()
+        self.prompt_editor().click()
+        self.page.keyboard.insert_text(code)
+        self.page.keyboard.press("Shift+Enter")
+        cell = self.cells().nth(index)
+        expect(cell.locator(".jp-InputArea-prompt")).to_have_text(
+            re.compile(r"^\[\d+\]:$"), timeout=timeout_ms
+        )
+        return cell
+
+    def output_text(self, cell: Locator) -> str:
+        return "\n".join(text.rstrip("\n") for text in cell.locator(OUTPUT).all_inner_texts())
 
     def screenshot(self, step: str, full_page: bool = True) -> Path:
         return self.shots.take(self.page, step, full_page=full_page)
