@@ -40,6 +40,21 @@ OpenNotebook = Callable[..., NotebookPage]
 _SCREENSHOTS_USED = pytest.StashKey[bool]()
 
 
+BROWSER_TEST_TIMEOUT = 120  # seconds: the first test also starts a server and loads Lab cold
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects by these markers
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test under tests/browser is ``browser`` and has a timeout fit for a cold Lab load."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            if item.get_closest_marker("browser") is None:
+                item.add_marker(pytest.mark.browser)
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(BROWSER_TEST_TIMEOUT))
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
