@@ -1,4 +1,9 @@
-"""Fixtures of the browser tests: one JupyterLab and one Notebook 7 server per run, one chromium.
+"""Fixtures of the browser tests: one JupyterLab and one Notebook 7 server, one chromium.
+
+They are package-scoped: all of it stops when the last test of tests/browser has run. That
+matters beyond tidiness: while Playwright's sync API is started, its asyncio loop counts as
+running in the main thread, and the rest of the suite (cells with top-level ``await``,
+``asyncio.run``) must not see it.
 
 Each test gets a fresh browser context (no cookies, storage or tabs of other tests) and a
 :class:`~tests.browser.harness.Screenshots` for its name; a failing test's page is saved too.
@@ -73,7 +78,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         terminalreporter.write_line(f"browser tests: screenshots in {SCREENSHOTS}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def screenshot_dir(pytestconfig: pytest.Config) -> Path:
     if SCREENSHOTS.exists():
         shutil.rmtree(SCREENSHOTS)
@@ -82,7 +87,7 @@ def screenshot_dir(pytestconfig: pytest.Config) -> Path:
     return SCREENSHOTS
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser_home() -> Iterator[Path]:
     """HOME and XDG dirs of chromium: its crash database and caches stay out of the user's."""
     home = Path(tempfile.mkdtemp(prefix="fastkernel-chromium-"))
@@ -90,13 +95,13 @@ def browser_home() -> Iterator[Path]:
     shutil.rmtree(home, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as pw:
         yield pw
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright, browser_home: Path) -> Iterator[Browser]:
     """Debian's chromium, headless; Playwright gives each launch a fresh --user-data-dir."""
     if not os.access(CHROMIUM, os.X_OK):
@@ -116,7 +121,7 @@ def browser(playwright: Playwright, browser_home: Path) -> Iterator[Browser]:
     browser.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
     """``jupyter lab``, started on first use, stopped at the end of the run."""
     server = start_server("lab", tmp_path_factory.mktemp("jupyterlab"))
@@ -124,7 +129,7 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServ
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def notebook_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
     """``jupyter notebook`` (Notebook 7), started on first use, stopped at the end of the run."""
     server = start_server("notebook", tmp_path_factory.mktemp("notebook7"))
