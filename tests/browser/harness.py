@@ -375,6 +375,13 @@ class NotebookPage:
         )
         self.wait_kernel_idle(timeout_ms)
 
+    def start_cell(self, index: int, timeout_ms: float = UI_TIMEOUT_MS) -> None:
+        """Shift+Enter on code cell ``index`` and return once it shows ``[*]`` (not waiting for its end)."""
+        cell = self.code_cells().nth(index)
+        cell.locator(".jp-InputPrompt").click()
+        self.page.keyboard.press("Shift+Enter")
+        expect(cell.locator(".jp-InputArea-prompt")).to_have_text("[*]:", timeout=timeout_ms)
+
     def wait_executed(self, timeout_ms: float = UI_TIMEOUT_MS) -> None:
         """Wait until every code cell shows an execution count and the kernel is idle."""
         prompts = self.code_cells().locator(".jp-InputArea-prompt")
@@ -413,17 +420,20 @@ class NotebookPage:
 
     # -- consoles -------------------------------------------------------------------------------
 
-    def open_console(self) -> ConsolePage:
-        """Lab only: "New Console for Notebook" from the command palette (the notebook's kernel)."""
+    def open_console(self, subshell: bool = False) -> ConsolePage:
+        """Lab only: "New Console for Notebook" from the command palette (the notebook's kernel,
+        its main shell), or with ``subshell`` "New Subshell Console for Notebook" (a subshell of
+        that kernel, JEP 91; Lab offers it when kernel_info lists "kernel subshells")."""
         assert self.server.app == "lab", "Notebook 7 has no consoles"
+        command = "New Subshell Console for Notebook" if subshell else "New Console for Notebook"
         consoles = self.page.locator(".jp-CodeConsole")
         before = consoles.count()
         self.panel.locator(".jp-Notebook").first.click(position={"x": 5, "y": 5})  # notebook is current
         self.page.keyboard.press("Escape")
         self.page.keyboard.press("Control+Shift+C")
         palette = self.page.locator(".lm-CommandPalette")
-        palette.locator("input").fill("New Console for Notebook")
-        palette.locator(".lm-CommandPalette-item", has_text="New Console for Notebook").first.click()
+        palette.locator("input").fill(command)
+        palette.locator(".lm-CommandPalette-item", has_text=re.compile(f"^{command}")).first.click()
         expect(consoles).to_have_count(before + 1)
         console = ConsolePage(self.page, consoles.nth(before), self.shots)
         console.prompt_editor().wait_for(state="visible")

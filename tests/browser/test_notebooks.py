@@ -77,15 +77,3 @@ def test_shift_enter_runs_one_cell_at_a_time(app: str, request: pytest.FixtureRe
     expect(nb.outputs(2)).to_have_count(0)
     nb.screenshot("shift-enter")
     assert re.fullmatch(r"\[3\]:", nb.output_prompt(1))
-
-
-def test_lab_console_for_the_notebook_shares_its_kernel(open_in_lab: OpenNotebook) -> None:
-    nb = open_in_lab(["shared = 'fk-shared'"])
-    nb.run_cell(0)
-    console = nb.open_console()
-    cell = console.run("print(shared.upper())")
-    expect(cell.locator(".jp-OutputArea-output")).to_have_text("FK-SHARED")
-    result = console.run("6 * 7")
-    assert console.output_text(result) == "42"
-    console.screenshot("console")
-    assert len(nb.server.kernels()) == 1
