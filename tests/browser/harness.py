@@ -84,9 +84,11 @@ def server_config(workspaces_dir: Path) -> dict[str, Any]:
             "extension_manager": "readonly",  # the default "pypi" manager queries PyPI
             "news_url": None,
             "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
+            # window.jupyterapp: tests may wait on the app's state where the page shows none.
+            "expose_app_in_browser": True,
         },
         # Notebook 7 is a LabServerApp too: same workspaces, no extension manager listing.
-        "JupyterNotebookApp": {"workspaces_dir": str(workspaces_dir)},
+        "JupyterNotebookApp": {"workspaces_dir": str(workspaces_dir), "expose_app_in_browser": True},
     }
 
 
@@ -437,7 +439,23 @@ class NotebookPage:
         expect(consoles).to_have_count(before + 1)
         console = ConsolePage(self.page, consoles.nth(before), self.shots)
         console.prompt_editor().wait_for(state="visible")
+        if subshell:
+            # Lab shows the console at once and asks for its subshell afterwards: code run
+            # before the reply goes to the main shell. Wait, as a user would see nothing of it.
+            console.wait_for_subshell()
         return console
+
+
+# The main-area widget holding a console node -> its kernel connection's subshellId (or null).
+_CONSOLE_SUBSHELL_JS = """node => {
+    for (const widget of window.jupyterapp.shell.widgets('main')) {
+        if (widget.node.contains(node) && widget.sessionContext) {
+            const kernel = widget.sessionContext.session && widget.sessionContext.session.kernel;
+            return (kernel && kernel.subshellId) || null;
+        }
+    }
+    return null;
+}"""
 
 
 @dataclass
@@ -450,6 +468,23 @@ class ConsolePage:
 
     def prompt_editor(self) -> Locator:
         return self.root.locator(".jp-CodeConsole-promptCell .cm-content")
+
+    def subshell_id(self) -> str | None:
+        """The subshell of this console's kernel connection (None: the main shell), from
+        ``window.jupyterapp`` (``LabApp.expose_app_in_browser``)."""
+        result = self.root.evaluate(_CONSOLE_SUBSHELL_JS)
+        return str(result) if result else None
+
+    def wait_for_subshell(self, timeout_ms: float = UI_TIMEOUT_MS) -> str:
+        """Wait until Lab has created this console's subshell and will send its code there."""
+        self.page.wait_for_function(
+            f"node => ({_CONSOLE_SUBSHELL_JS})(node) !== null",
+            arg=self.root.element_handle(),
+            timeout=timeout_ms,
+        )
+        subshell = self.subshell_id()
+        assert subshell
+        return subshell
 
     def cells(self) -> Locator:
         """The console's executed (or executing) cells, oldest first."""

@@ -29,6 +29,7 @@ def test_lab_console_for_the_notebook_shares_its_kernel(open_in_lab: OpenNoteboo
     result = console.run("6 * 7")
     assert console.output_text(result) == "42"
     assert "subshell id: None" in console.output_text(console.run("%subshell"))
+    assert console.subshell_id() is None
     console.screenshot("console")
     assert len(nb.server.kernels()) == 1
 
@@ -38,9 +39,9 @@ def test_lab_subshell_console_runs_while_the_notebook_is_busy(open_in_lab: OpenN
     release = nb.server.root / "fk-release-console"
     release.unlink(missing_ok=True)
     nb.run_cell(0)
-    console = nb.open_console(subshell=True)
+    console = nb.open_console(subshell=True)  # returns once Lab has the subshell's id
     ids = re.search(r"subshell id: (\S+)", console.output_text(console.run("%subshell")))
-    assert ids and ids.group(1) != "None", "the console does not run on a subshell"
+    assert ids and ids.group(1) == console.subshell_id(), "the console does not run on its subshell"
 
     try:
         nb.start_cell(1)  # the main shell is busy until the file exists
