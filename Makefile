@@ -4,8 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.test-installed
+# Debian's chromium, driven by Playwright in tests/browser (Playwright's own browsers cannot be
+# downloaded here). FASTKERNEL_CHROMIUM names another binary, for the tests too.
+CHROMIUM := $(or $(FASTKERNEL_CHROMIUM),/usr/bin/chromium)
 
-.PHONY: run test lint bench stress install clean
+.PHONY: run test test-browser browser-deps lint bench stress install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +33,28 @@ lint: $(TEST_STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: $(TEST_STAMP) lint
+# Installs chromium with apt-get when it is missing: as root (CI), or through `sudo -n`.
+browser-deps:
+	@if [ -x "$(CHROMIUM)" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else \
+	  echo "error: the browser tests (tests/browser) need Debian's chromium at $(CHROMIUM)," >&2; \
+	  echo "  and this user cannot install it. As root: apt-get install chromium" >&2; \
+	  echo "  (or set FASTKERNEL_CHROMIUM to a chromium binary; or run pytest -m 'not browser')." >&2; \
+	  exit 1; fi; \
+	echo "Installing Debian's chromium for tests/browser (apt-get)"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	$$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+	$$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium >/dev/null \
+	  || { echo "error: apt-get could not install chromium (needed by tests/browser)" >&2; exit 1; }; \
+	[ -x "$(CHROMIUM)" ] || { echo "error: chromium installed, but $(CHROMIUM) is missing" >&2; exit 1; }
+
+test: $(TEST_STAMP) lint browser-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not stress" tests
+
+# The browser tests alone (JupyterLab 4 and Notebook 7 in headless chromium); screenshots in
+# tests/browser/screenshots/.
+test-browser: $(TEST_STAMP) browser-deps
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m browser tests/browser
 
 stress: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m stress tests/reliability
