@@ -117,6 +117,13 @@ def test_two_subshells_and_the_main_shell_run_at_once(shells: Shells) -> None:
         assert ex.stream_text() == text  # each cell's output is parented to its own request
     # One execution counter for every shell: the set-up cell, four cells, and this one.
     assert shells.h.execute("1").content["execution_count"] == 6
+    # A subshell cell's result is kept under its own number, beside the main shell's.
+    result_id = shells.send("'from the subshell'", b)
+    assert shells.collect_replies(1) == [result_id]
+    count = shells.finish(result_id).content["execution_count"]
+    assert shells.h.execute(f"print(Out[{count}], In[{count}])").stream_text() == (
+        "from the subshell 'from the subshell'\n"
+    )
 
 
 def test_an_unknown_subshell_gets_an_error_reply(shells: Shells) -> None:
