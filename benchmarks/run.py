@@ -35,6 +35,7 @@ from hostile import measure_hostile
 from interrupts import markdown as interrupts_markdown
 from interrupts import measure_interrupts
 from jupyter_client.kernelspec import KernelSpec
+from libraries import libraries_markdown, measure_libraries
 from measures import (
     PrintResult,
     big_print,
@@ -76,6 +77,7 @@ class Kernel:
     interrupts: dict[Any, Any] = field(default_factory=dict)  # see interrupts.measure_interrupts
     hostile: dict[str, Any] = field(default_factory=dict)  # see hostile.measure_hostile
     subshell_rt: list[float] | str | None = None  # see subshells.measure_subshells
+    library_cells: dict[str, Any] = field(default_factory=dict)  # see libraries.measure_libraries
 
 
 def all_kernels() -> list[Kernel]:
@@ -335,6 +337,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run only the forged-flood measures (benchmarks/hostile.py); rewrite only their section",
     )
     parser.add_argument(
+        "--libraries",
+        action="store_true",
+        help="run only the first tqdm.auto and rich cells (benchmarks/libraries.py); rewrite their section",
+    )
+    parser.add_argument(
         "--subshells",
         action="store_true",
         help="run only the subshell round trips (benchmarks/subshells.py); rewrite only their section",
@@ -353,6 +360,7 @@ SECTIONS: dict[str, tuple[str, Any, Any]] = {
     ),
     "hostile": ("hostile input (a fresh kernel per kernel):", measure_hostile, hostile_markdown),
     "subshells": ("subshells (a fresh kernel per kernel):", measure_subshells, subshells_markdown),
+    "libraries": ("first library cells (a fresh kernel each):", measure_libraries, libraries_markdown),
 }
 
 
@@ -407,6 +415,7 @@ def measure_all(
     measure_section("interrupts", kernels, ctx, env)
     measure_section("hostile", kernels, ctx, env)
     measure_section("subshells", kernels, ctx, env)
+    measure_section("libraries", kernels, ctx, env)
     return breakdown, floor
 
 
