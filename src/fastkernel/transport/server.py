@@ -177,8 +177,13 @@ class KernelServer:
     # -- subshells (control thread) ------------------------------------------------
 
     def create_subshell(self) -> str:
-        """A new subshell's id; the first one starts the shell router (see subshells.py)."""
-        return self._shell_router().create()
+        """A new subshell's id; the first one starts the shell router (see subshells.py).
+
+        Under the router lock, so that a router with no subshell yet cannot hand the socket
+        back (``hand_back_shell`` takes the same lock) between its start and this subshell.
+        """
+        with self._router_lock:
+            return self._shell_router().create()
 
     def delete_subshell(self, subshell_id: str) -> None:
         """End ``subshell_id``'s thread; KeyError if there is no such subshell."""
@@ -190,15 +195,15 @@ class KernelServer:
         return [] if self._router is None else self._router.ids()
 
     def _shell_router(self) -> ShellRouter:
-        with self._router_lock:
-            if self._router is None:
-                assert self._core is not None, "subshells are created once serving"
-                router = ShellRouter(self, self._core)
-                router.start()
-                if not router.taken.wait(10):
-                    raise RuntimeError("the shell router could not take the shell socket over")
-                self._router = router
-            return self._router
+        """The running router, started if there is none (the caller holds ``_router_lock``)."""
+        if self._router is None:
+            assert self._core is not None, "subshells are created once serving"
+            router = ShellRouter(self, self._core)
+            router.start()
+            if not router.taken.wait(10):
+                raise RuntimeError("the shell router could not take the shell socket over")
+            self._router = router
+        return self._router
 
     def stop_subshells(self) -> None:
         """(shutdown) End the subshells, answering their queued requests, then the router."""
