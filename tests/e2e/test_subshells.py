@@ -250,3 +250,16 @@ def test_a_widget_answers_on_a_subshell_while_the_main_shell_is_busy(shells: She
     assert set(shells.collect_replies(2)) == {busy, release}
     assert shells.finish(busy).stream_text() == "busy True\n"
     assert shells.h.execute("print(s.value)").stream_text() == "7\n"
+
+
+def test_main_shell_replies_survive_subshells_coming_and_going(shells: Shells) -> None:
+    """Main-shell replies sent while the first subshell's router takes the socket over, or hands
+    it back, all go out (a reply sent in between once met ``routed`` set and no router yet:
+    AssertionError in the kernel, the reply lost, the frontend's cell waiting for ever)."""
+    for _ in range(40):
+        sent = [shells.send("sum(range(20000))") for _ in range(4)]
+        subshell = shells.create()
+        assert shells.control("delete_subshell_request", {"subshell_id": subshell}) == {"status": "ok"}
+        assert sorted(shells.collect_replies(len(sent))) == sorted(sent)
+        for msg_id in sent:
+            assert shells.replies.pop(msg_id)["content"]["status"] == "ok"

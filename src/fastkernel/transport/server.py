@@ -144,7 +144,7 @@ class KernelServer:
             if not self.routed:  # the main thread owns the socket and is the one calling
                 send_frames(self.sockets.shell, frames)
                 return
-        router = self._router
+            router = self._router  # set before routed turns true, cleared with it (same lock)
         assert router is not None
         if threading.current_thread() is router:
             send_frames(self.sockets.shell, frames)
@@ -179,30 +179,34 @@ class KernelServer:
     def create_subshell(self) -> str:
         """A new subshell's id; the first one starts the shell router (see subshells.py).
 
-        Under the router lock, so that a router with no subshell yet cannot hand the socket
-        back (``hand_back_shell`` takes the same lock) between its start and this subshell.
+        Under the router lock, which hand_back_shell takes too: a router just started is not
+        handed back (it has no subshell yet) before its first subshell exists.
         """
         with self._router_lock:
             return self._shell_router().create()
 
     def delete_subshell(self, subshell_id: str) -> None:
         """End ``subshell_id``'s thread; KeyError if there is no such subshell."""
-        if self._router is None:
+        router = self._router
+        if router is None:
             raise KeyError(subshell_id)
-        self._router.delete(subshell_id)
+        router.delete(subshell_id)
 
     def list_subshells(self) -> list[str]:
-        return [] if self._router is None else self._router.ids()
+        router = self._router
+        return [] if router is None else router.ids()
 
     def _shell_router(self) -> ShellRouter:
-        """The running router, started if there is none (the caller holds ``_router_lock``)."""
+        """(holding _router_lock) The router, started if there is none. ``_router`` is set before
+        the router takes the socket over (``routed``), so a sender that sees ``routed`` finds it."""
         if self._router is None:
             assert self._core is not None, "subshells are created once serving"
             router = ShellRouter(self, self._core)
+            self._router = router
             router.start()
             if not router.taken.wait(10):
+                self._router = None
                 raise RuntimeError("the shell router could not take the shell socket over")
-            self._router = router
         return self._router
 
     def stop_subshells(self) -> None:
