@@ -222,3 +222,16 @@ class KernelHarness:
         reply = self.get_reply(msg_id)
         validate(reply, "execute_reply", msg_id)
         return Execution(reply, self.collect_iopub(msg_id))
+
+
+def ok(kernel: KernelHarness, code: str) -> Execution:
+    """Run ``code``; fail the test unless it ran without error."""
+    ex = kernel.execute(code)
+    assert ex.content["status"] == "ok", ex.content
+    return ex
+
+
+def result(ex: Execution) -> str:
+    """The text/plain of the cell's one execute_result."""
+    (shown,) = ex.of_type("execute_result")
+    return str(shown["content"]["data"]["text/plain"])

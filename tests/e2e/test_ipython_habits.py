@@ -13,19 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.harness import Execution, KernelHarness
+from tests.harness import Execution, KernelHarness, ok, result
 from tests.kernels import TIMEOUT
-
-
-def ok(kernel: KernelHarness, code: str) -> Execution:
-    ex = kernel.execute(code)
-    assert ex.content["status"] == "ok", ex.content
-    return ex
-
-
-def result(ex: Execution) -> str:
-    (shown,) = ex.of_type("execute_result")
-    return str(shown["content"]["data"]["text/plain"])
 
 
 def for_cell(msg_id: str, msg_type: str = "stream") -> Any:

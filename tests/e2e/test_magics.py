@@ -8,18 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Execution, KernelHarness
-
-
-def ok(kernel: KernelHarness, code: str) -> Execution:
-    ex = kernel.execute(code)
-    assert ex.content["status"] == "ok", ex.content
-    return ex
-
-
-def result(ex: Execution) -> str:
-    (shown,) = ex.of_type("execute_result")
-    return shown["content"]["data"]["text/plain"]
+from tests.harness import Execution, KernelHarness, ok, result
 
 
 @pytest.fixture
