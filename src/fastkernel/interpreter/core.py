@@ -109,6 +109,11 @@ class Interpreter:
         # stack (what SIGINT may interrupt on the main thread), and its running cell's payload.
         self._cell = threading.local()
         self.executing_threads: set[int] = set()  # idents of the threads where user code runs
+        # Held while an object is formatted for display and while post_execute hooks run (they
+        # draw figures), and by comm handlers: a widget callback on a subshell thread never sees
+        # an object the main shell is halfway through rendering (matplotlib unsets a canvas's
+        # manager while it saves a PNG; ipympl's callbacks then fail).
+        self.display_lock = threading.RLock()
         self._previous_main: types.ModuleType | None = None
         self._cancel_hooks: list[Callable[[], None]] = []
         self.events = EventManager()  # pre/post_execute, pre/post_run_cell (IPython's names)
@@ -243,7 +248,7 @@ class Interpreter:
         """MIME bundles for results and displays (``get_ipython().display_formatter``), made on first use."""
         from fastkernel.interpreter.formatting import DisplayFormatter
 
-        return DisplayFormatter()
+        return DisplayFormatter(self.display_lock)
 
     @cached_property
     def magics(self) -> Magics:
@@ -341,7 +346,8 @@ class Interpreter:
         if raised is not None:
             outcome.error_shown = self.shell.show_cell_error(raised)
         result = ExecutionResult(info, count if store_history else None, error_in_exec=raised)
-        self.events.trigger("post_execute")
+        with self.display_lock:
+            self.events.trigger("post_execute")
         if display:
             self.events.trigger("post_run_cell", result)
         self._payload = None

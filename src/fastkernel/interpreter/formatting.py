@@ -17,6 +17,7 @@ Binary data (PNG, JPEG, PDF as bytes) is base64-encoded, as the message spec wan
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from fastkernel.interpreter.running import current
@@ -27,7 +28,7 @@ Bundle = dict[str, Any]
 class DisplayFormatter:
     """``get_ipython().display_formatter``: an object's ``(data, metadata)`` MIME bundle."""
 
-    def __init__(self) -> None:
+    def __init__(self, lock: threading.RLock | None = None) -> None:
         from fastkernel.interpreter.formatters import (  # with the first result, not at kernel start
             IPythonDisplayFormatter,
             MimeBundleFormatter,
@@ -37,6 +38,8 @@ class DisplayFormatter:
         self.formatters: dict[str, Any] = default_formatters()
         self.ipython_display_formatter = IPythonDisplayFormatter()
         self.mimebundle_formatter = MimeBundleFormatter()
+        # Formatting runs a library's repr code: one thread at a time (see Interpreter.display_lock).
+        self.lock = lock if lock is not None else threading.RLock()
 
     def __repr__(self) -> str:
         return "<fastkernel DisplayFormatter>"
@@ -48,6 +51,10 @@ class DisplayFormatter:
 
     def format(self, obj: Any, include: Any = None, exclude: Any = None) -> tuple[Bundle, Bundle]:
         """Return ``(data, metadata)`` for ``obj``; both empty when it displayed itself."""
+        with self.lock:
+            return self._format(obj, include, exclude)
+
+    def _format(self, obj: Any, include: Any, exclude: Any) -> tuple[Bundle, Bundle]:
         if self.ipython_display_formatter(obj):
             return {}, {}
         data, metadata = self.mimebundle_formatter(obj, include=include, exclude=exclude)
