@@ -143,7 +143,7 @@ class Runtime:
         self.kernel.publish(msg_type, content, target)
 
     def publish_result(self, value: Any) -> None:
-        data, metadata = self.interpreter.formatter.format(value)
+        data, metadata = self.interpreter.formatter.format(value, strict_text=True)
         self.interpreter.history.record_output(value)  # _, Out[n], _n when the cell stores history
         if not data:  # it displayed itself (_ipython_display_): no execute_result, as in IPython
             return

@@ -49,12 +49,18 @@ class DisplayFormatter:
         """The MIME types of the enabled formatters."""
         return [mime for mime, f in self.formatters.items() if getattr(f, "enabled", True)]
 
-    def format(self, obj: Any, include: Any = None, exclude: Any = None) -> tuple[Bundle, Bundle]:
-        """Return ``(data, metadata)`` for ``obj``; both empty when it displayed itself."""
-        with self.lock:
-            return self._format(obj, include, exclude)
+    def format(
+        self, obj: Any, include: Any = None, exclude: Any = None, *, strict_text: bool = False
+    ) -> tuple[Bundle, Bundle]:
+        """Return ``(data, metadata)`` for ``obj``; both empty when it displayed itself.
 
-    def _format(self, obj: Any, include: Any, exclude: Any) -> tuple[Bundle, Bundle]:
+        With ``strict_text`` (a cell's result) a text/plain repr that raises raises here, so the
+        cell fails as in Python's REPL and IPython 9; otherwise a placeholder stands in for it.
+        """
+        with self.lock:
+            return self._format(obj, include, exclude, strict_text)
+
+    def _format(self, obj: Any, include: Any, exclude: Any, strict_text: bool) -> tuple[Bundle, Bundle]:
         if self.ipython_display_formatter(obj):
             return {}, {}
         data, metadata = self.mimebundle_formatter(obj, include=include, exclude=exclude)
@@ -64,7 +70,8 @@ class DisplayFormatter:
         for mime, formatter in list(self.formatters.items()):
             if not _wanted(mime, include, exclude) or (mime in data and not _registered(formatter, obj)):
                 continue
-            value = formatter(obj)
+            strict = strict_text and mime == "text/plain" and getattr(formatter, "enabled", False)
+            value = formatter.text(obj) if strict and hasattr(formatter, "text") else formatter(obj)
             md = None
             if isinstance(value, tuple) and len(value) == 2:
                 value, md = value
