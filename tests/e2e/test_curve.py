@@ -186,3 +186,12 @@ def test_jupyter_client_transport_encryption_runs_cells_over_curve(policy: str) 
         kc.stop_channels()
         km.shutdown_kernel(now=False)
     assert not km.is_alive()
+
+
+def test_binding_beyond_loopback_with_curve_does_not_warn(kernels: Kernels) -> None:
+    process = kernels.start(connection=NewConnectionFile(ip="0.0.0.0", curve=True), log=True)
+    kernel = KernelHarness.connect(process)
+    assert ok(kernel, "'reachable, encrypted'").content["status"] == "ok"
+    kernel.kc.stop_channels()
+    assert process.shutdown() == 0
+    assert "NOT encrypted" not in process.stderr, process.stderr
