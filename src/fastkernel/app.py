@@ -1,8 +1,10 @@
 """Starting the kernel: settings, then the one function that wires the parts together.
 
 The start path is ordered for a fast first reply: read the connection file, bind the five
-sockets and start the heartbeat, then build the core (cheap: its runtime is built after the
-first reply, see kernel.py) and serve. Requests that arrive meanwhile wait in the sockets.
+sockets (CurveZMQ servers when the file has keys: transport/sockets.py) and start the
+heartbeat, report the ports to the launcher when the file is a JEP 66 registration file
+(transport/handshake.py), then build the core (cheap: its runtime is built after the first
+reply, see kernel.py) and serve. Requests that arrive meanwhile wait in the sockets.
 Nothing on this path imports traitlets, logging or the interpreter; a start with options
 or config files goes through cli.py first (see settings.py).
 """

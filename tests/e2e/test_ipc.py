@@ -10,9 +10,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from jupyter_client.manager import KernelManager
 
 from tests.harness import KernelHarness, ok, result
-from tests.kernels import CHANNELS, TIMEOUT, Kernels, NewConnectionFile, read_ports
+from tests.kernels import CHANNELS, KERNEL_NAME, TIMEOUT, Kernels, NewConnectionFile, read_ports
+from tests.spec import validate
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -65,3 +67,33 @@ def test_ipc_socket_files_are_removed_after_sigterm(kernels: Kernels) -> None:
     process.popen.terminate()
     assert process.wait(TIMEOUT) == 0, process.stderr
     assert [path for path in files if path.exists()] == []
+
+
+def test_jupyter_client_ipc_with_transport_encryption(tmp_path: Path) -> None:
+    km = KernelManager(kernel_name=KERNEL_NAME, transport="ipc", ip=str(tmp_path / "k-ipc"))
+    km.start_kernel(transport_encryption="required")
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=TIMEOUT)
+        assert km.curve_publickey is not None
+        msg_id = kc.execute("print('ipc and curve')")
+        reply = kc.get_shell_msg(timeout=TIMEOUT)
+        validate(reply, "execute_reply", msg_id)
+        assert reply["content"]["status"] == "ok"
+        text = ""
+        while True:
+            msg = kc.get_iopub_msg(timeout=TIMEOUT)
+            validate(msg)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "stream":
+                text += msg["content"]["text"]
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+        assert text == "ipc and curve\n"
+        files = sorted(tmp_path.glob("k-ipc-*"))
+        assert len(files) == 5 and all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files), files
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=False)
