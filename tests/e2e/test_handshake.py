@@ -240,3 +240,16 @@ def test_registration_file_that_also_names_ports_is_refused(tmp_path: Path, star
     finally:
         launcher.close()
     assert "also names shell_port" in kernel.stderr, kernel.stderr
+
+
+def test_registration_file_other_users_can_read_is_refused(tmp_path: Path, start: Any) -> None:
+    launcher = Launcher(tmp_path, documented=False)
+    try:
+        path = launcher.registration_file()
+        path.chmod(0o644)  # as a launcher writing it with the default umask leaves it
+        kernel = start(path)
+        assert kernel.wait(TIMEOUT) == 2, kernel.stderr
+        assert launcher.sock.poll(0) == 0, "a refused kernel registered anyway"
+    finally:
+        launcher.close()
+    assert "open to other users" in kernel.stderr and "chmod 600" in kernel.stderr, kernel.stderr
