@@ -1,7 +1,8 @@
 """Benchmark fastkernel against ipykernel and xeus-python installed in the same environment.
 
-Usage: ``python benchmarks/run.py [--quick] [--no-docs] [--docs PATH]``. Prints a table and
-(by default) writes it, with the method, to docs/performance.md. Every kernel is driven by
+Usage: ``python benchmarks/run.py [--quick] [--no-docs] [--docs PATH]``, or one section alone
+(``--floods``, ``--interrupts``, ``--hostile``, ``--libraries``, ``--subshells``, ``--curve``).
+Prints a table and (by default) writes it, with the method, to docs/performance.md. Every kernel is driven by
 the same small zmq client (benchmarks/client.py); every kernel process is shut down at the
 end, on error, on Ctrl-C and on SIGTERM.
 """
@@ -28,6 +29,7 @@ from typing import Any
 
 import zmq
 from client import KernelDied, KernelProcess, shutdown_all
+from curve import curve_markdown, measure_curve
 from floods import markdown as floods_markdown
 from floods import measure_floods
 from hostile import markdown as hostile_markdown
@@ -78,6 +80,7 @@ class Kernel:
     hostile: dict[str, Any] = field(default_factory=dict)  # see hostile.measure_hostile
     subshell_rt: list[float] | str | None = None  # see subshells.measure_subshells
     library_cells: dict[str, Any] = field(default_factory=dict)  # see libraries.measure_libraries
+    curve: dict[str, Any] | str | None = None  # see curve.measure_curve
 
 
 def all_kernels() -> list[Kernel]:
@@ -346,6 +349,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="run only the subshell round trips (benchmarks/subshells.py); rewrite only their section",
     )
+    parser.add_argument(
+        "--curve",
+        action="store_true",
+        help="run only the CurveZMQ round trips and flood (benchmarks/curve.py); rewrite only their section",
+    )
     return parser.parse_args(argv)
 
 
@@ -361,6 +369,7 @@ SECTIONS: dict[str, tuple[str, Any, Any]] = {
     "hostile": ("hostile input (a fresh kernel per kernel):", measure_hostile, hostile_markdown),
     "subshells": ("subshells (a fresh kernel per kernel):", measure_subshells, subshells_markdown),
     "libraries": ("first library cells (a fresh kernel each):", measure_libraries, libraries_markdown),
+    "curve": ("transport encryption (a fresh kernel per kernel and mode):", measure_curve, curve_markdown),
 }
 
 
@@ -416,6 +425,7 @@ def measure_all(
     measure_section("hostile", kernels, ctx, env)
     measure_section("subshells", kernels, ctx, env)
     measure_section("libraries", kernels, ctx, env)
+    measure_section("curve", kernels, ctx, env)
     return breakdown, floor
 
 

@@ -129,6 +129,13 @@ class FastKernelApp(Application):
         "so output switching between stdout and stderr stays under jupyter_server's iopub rate "
         "limit; order within each stream is kept. 0: no bound.",
     ).tag(config=True)
+    registration_timeout = Float(
+        DEFAULTS.registration_timeout,
+        min=0.1,
+        help="Seconds the kernel waits for the launcher to acknowledge its ports when started "
+        "with a JEP 66 registration file (a connection file with registration_port); it exits "
+        "with an error after that.",
+    ).tag(config=True)
 
     aliases = {
         "f": "FastKernelApp.connection_file",
@@ -146,6 +153,7 @@ class FastKernelApp(Application):
         "history-max-sessions": "FastKernelApp.history_max_sessions",
         "history-max-rows": "FastKernelApp.history_max_rows",
         "terminate-children-grace": "FastKernelApp.terminate_children_grace",
+        "registration-timeout": "FastKernelApp.registration_timeout",
         "log-level": "Application.log_level",
     }
     flags = {
