@@ -28,6 +28,12 @@ if TYPE_CHECKING:
 ExcInfo = tuple[Any, Any, Any]
 
 
+def _set_last(etype: Any, value: Any, tb: Any) -> None:
+    sys.last_type, sys.last_value, sys.last_traceback = etype, value, tb
+    if sys.version_info >= (3, 12):
+        sys.last_exc = value
+
+
 def _target(parent: Any) -> Any:
     """The output target for a parent request given to ``set_parent``."""
     if not parent:
@@ -222,10 +228,17 @@ class FastKernelShell:
             value, tb = getattr(sys, "last_value", None), getattr(sys, "last_traceback", None)
         if etype is None:
             raise ValueError("No exception to find")
-        sys.last_type, sys.last_value, sys.last_traceback = etype, value, tb
-        if sys.version_info >= (3, 12):
-            sys.last_exc = value
+        _set_last(etype, value, tb)
         return etype, value, tb
+
+    def remember_error(self, exc: BaseException) -> None:
+        """Make a cell's exception the last one: ``sys.last_value`` (``sys.last_exc``), its type,
+        and its traceback from the first user frame (so ``pdb.pm()`` and ``%tb`` find the cell)."""
+        _set_last(type(exc), exc, user_traceback(exc.__traceback__))
+
+    def show_error(self, exc: BaseException, mode: str | None = None) -> None:
+        """Show ``exc`` as an ``error`` output of the running cell, in ``mode`` (default: %xmode)."""
+        self._showtraceback(type(exc), exc, self.interpreter.format_exception(exc, mode).traceback)
 
     def show_cell_error(self, exc: BaseException) -> bool:
         """Show a cell's exception with a replaced ``showtraceback``/``_showtraceback``, if any.
