@@ -54,7 +54,14 @@ Entry = Frame | Repeat | Hidden
 
 def render(exc: BaseException, labels: Mapping[str, str], style: TracebackStyle) -> list[str]:
     """The sections of ``exc``'s traceback in ``style``."""
-    return _Renderer(labels, style).chain(exc, depth=0)
+    renderer = _Renderer(labels, style)
+    if _is_kernel_exception(exc) and type(exc).__name__ == "UsageError":
+        return renderer.exception_line(exc, depth=0)  # a misused magic: its message says it all
+    return renderer.chain(exc, depth=0)
+
+
+def _is_kernel_exception(exc: BaseException) -> bool:
+    return str(getattr(type(exc), "__module__", "")).startswith("fastkernel.")
 
 
 def exception_name(exc: BaseException) -> str:
@@ -62,7 +69,9 @@ def exception_name(exc: BaseException) -> str:
     cls = type(exc)
     module = getattr(cls, "__module__", None)
     name = getattr(cls, "__qualname__", cls.__name__)
-    return name if module in (None, "builtins", "__main__") else f"{module}.{name}"
+    if module in (None, "builtins", "__main__") or _is_kernel_exception(exc):  # the kernel's: bare names
+        return name
+    return f"{module}.{name}"
 
 
 @functools.cache
