@@ -61,17 +61,13 @@ def render(exc: BaseException, labels: Mapping[str, str], style: TracebackStyle)
 
 
 def _is_kernel_exception(exc: BaseException) -> bool:
+    """Raised by the kernel's own code for the user to read (a magic's UsageError)."""
     return str(getattr(type(exc), "__module__", "")).startswith("fastkernel.")
 
 
 def exception_name(exc: BaseException) -> str:
-    """The class name as Python prints it: module-qualified unless builtins or __main__."""
-    cls = type(exc)
-    module = getattr(cls, "__module__", None)
-    name = getattr(cls, "__qualname__", cls.__name__)
-    if module in (None, "builtins", "__main__") or _is_kernel_exception(exc):  # the kernel's: bare names
-        return name
-    return f"{module}.{name}"
+    """The bare class name, as IPython shows it (and as ``ename`` has it)."""
+    return type(exc).__name__
 
 
 @functools.cache
@@ -198,7 +194,8 @@ class _Renderer:
         """``Name: message`` and the notes; then a group's members."""
         name = exception_name(exc)
         message = exc.msg if isinstance(exc, SyntaxError) and isinstance(exc.msg, str) else _text(exc)
-        line = self.paint("ename", name) + (f": {message}" if message else "")
+        # "Name: message"; with no message Python writes the bare name, IPython a colon after it
+        line = self.paint("ename", name) + (f": {message}" if message or self.mode != "Plain" else "")
         lines = [line, *_notes(exc)]
         sections = ["\n".join(lines)]
         members = getattr(exc, "exceptions", None)
