@@ -140,7 +140,8 @@ class FastKernelApp(Application):
     traceback_colors = CaselessStrEnum(
         ["auto", "on", "off"],
         DEFAULTS.traceback_colors,
-        help="ANSI colours in tracebacks: auto (on unless the NO_COLOR environment variable is set), on, off.",
+        help="ANSI colours in tracebacks: auto (on unless the NO_COLOR environment variable is set), "
+        "on, off.",
     ).tag(config=True)
     traceback_hide_libraries = Bool(
         DEFAULTS.traceback_hide_libraries,

@@ -138,7 +138,9 @@ def context(frame: Frame, lines: list[str], paint: Palette) -> list[str]:
     if frame.lineno is None or not 1 <= frame.lineno <= len(lines):
         return []
     first = max(1, frame.lineno - CONTEXT_BEFORE)
-    statement_end = min(max(frame.lineno, frame.end_lineno or 0), frame.lineno + 3)  # a few lines of a long one
+    statement_end = min(
+        max(frame.lineno, frame.end_lineno or 0), frame.lineno + 3
+    )  # a few lines of a long one
     last = min(len(lines), statement_end + CONTEXT_AFTER)
     out = []
     for number in range(first, last + 1):

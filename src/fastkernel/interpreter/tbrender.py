@@ -18,6 +18,7 @@ the cell was interrupted.
 
 from __future__ import annotations
 
+import builtins
 import functools
 import os
 from collections.abc import Mapping
@@ -32,6 +33,7 @@ CONTEXT = "During handling of the above exception, another exception occurred:"
 MAX_GROUP_WIDTH, MAX_GROUP_DEPTH = 15, 10
 MAX_PERIOD = 4  # recursions through up to this many functions are folded
 HEADER_WIDTH = 75
+_GROUP = getattr(builtins, "BaseExceptionGroup", None)  # Python 3.11+
 
 
 @dataclass
@@ -158,7 +160,7 @@ class _Renderer:
                 links.append((current, None))
                 current = None
         sections: list[str] = []
-        for older, newer in zip(reversed(links), [*reversed(links)][1:] + [None]):
+        for older, newer in zip(reversed(links), [*reversed(links)][1:] + [None], strict=True):
             sections += self.one(older[0], depth)
             if newer is not None and newer[1] is not None:
                 sections.append(f"\n{newer[1]}\n")
@@ -199,7 +201,7 @@ class _Renderer:
         lines = [line, *_notes(exc)]
         sections = ["\n".join(lines)]
         members = getattr(exc, "exceptions", None)
-        if isinstance(exc, BaseExceptionGroup) and isinstance(members, tuple):
+        if _GROUP is not None and isinstance(exc, _GROUP) and isinstance(members, tuple):
             sections += self.group_members(members, depth)
         return sections
 
@@ -213,7 +215,9 @@ class _Renderer:
             body = "\n".join(self.chain(member, depth + 1)).split("\n")
             sections.append("\n".join([border, *(f"{bar} {line}".rstrip() for line in body)]))
         if len(members) > MAX_GROUP_WIDTH:
-            sections.append(self.paint("header", f"+ ... and {len(members) - MAX_GROUP_WIDTH} more exceptions"))
+            sections.append(
+                self.paint("header", f"+ ... and {len(members) - MAX_GROUP_WIDTH} more exceptions")
+            )
         if self.mode != "Minimal":
             sections.append(self.paint("header", "+------------------------------------"))
         return sections

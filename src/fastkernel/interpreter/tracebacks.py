@@ -103,9 +103,10 @@ def user_traceback(tb: TracebackType | None) -> TracebackType | None:
 
 def _position(tb: TracebackType) -> tuple[int | None, int | None, int | None, int | None]:
     """(lineno, end_lineno, colno, end_colno) of the instruction ``tb`` stopped at; byte columns."""
-    if tb.tb_lasti < 0:
+    positions = getattr(tb.tb_frame.f_code, "co_positions", None)  # Python 3.11+
+    if tb.tb_lasti < 0 or positions is None:
         return tb.tb_lineno, None, None, None
-    for index, position in enumerate(tb.tb_frame.f_code.co_positions()):
+    for index, position in enumerate(positions()):
         if index == tb.tb_lasti // 2:
             lineno = position[0] if position[0] is not None else tb.tb_lineno
             return lineno, position[1], position[2], position[3]
@@ -123,12 +124,16 @@ def user_frames(tb: TracebackType | None) -> list[Frame]:
         code = tb.tb_frame.f_code
         if not (is_kernel_file(code.co_filename) or (not frames and _is_machinery(code.co_filename))):
             lineno, end_lineno, colno, end_colno = _position(tb)
-            frames.append(Frame(code.co_filename, code.co_name, lineno, end_lineno, colno, end_colno, tb.tb_frame))
+            frames.append(
+                Frame(code.co_filename, code.co_name, lineno, end_lineno, colno, end_colno, tb.tb_frame)
+            )
         tb = tb.tb_next
     return frames
 
 
-def format_error(exc: BaseException, labels: Mapping[str, str], style: TracebackStyle | None = None) -> CellError:
+def format_error(
+    exc: BaseException, labels: Mapping[str, str], style: TracebackStyle | None = None
+) -> CellError:
     """Format ``exc`` with kernel frames removed and cell files given their labels.
 
     A SyntaxError raised while compiling a cell has only kernel frames, so it is shown like
