@@ -258,6 +258,32 @@ class FastKernelShell:
     def showsyntaxerror(self, filename: str | None = None, running_compiled_code: bool = False) -> None:
         self.showtraceback()
 
+    # -- object help ----------------------------------------------------------------
+
+    def object_inspect(self, oname: str, detail_level: int = 0) -> dict[str, Any]:
+        """IPython's dict of facts about ``oname`` (a dotted name; ``found`` False if unknown)."""
+        from fastkernel.interpreter.introspect import object_info
+        from fastkernel.interpreter.livenames import resolve_dotted
+
+        found, obj = resolve_dotted(oname.strip(), self.user_ns)
+        return object_info(oname, found, obj, detail_level, self.interpreter.labels)
+
+    def object_inspect_text(self, oname: str, detail_level: int = 0) -> str:
+        """The text ``oname?`` shows (``??`` with ``detail_level`` 1); KeyError if there is no such name."""
+        return self.object_inspect_mime(oname, detail_level)["text/plain"]
+
+    def object_inspect_mime(
+        self, oname: str, detail_level: int = 0, omit_sections: Any = ()
+    ) -> dict[str, Any]:
+        """``{"text/plain": ...}`` for ``oname``, as an inspect_reply's data; KeyError if unknown."""
+        from fastkernel.interpreter.introspect import describe
+        from fastkernel.interpreter.livenames import resolve_dotted
+
+        found, obj = resolve_dotted(oname.strip(), self.user_ns)
+        if not found:
+            raise KeyError(oname)  # IPython's error for a name it cannot find
+        return {"text/plain": describe(obj, detail_level, oname, self.interpreter.labels)}
+
     # -- GUI and matplotlib ---------------------------------------------------------
 
     def enable_gui(self, gui: str | None = None) -> None:
