@@ -10,6 +10,7 @@ import os
 import re
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -319,3 +320,30 @@ def test_configuration_sets_mode_colours_and_folds_library_frames() -> None:
         assert "\x1b[" not in "".join(sections) and sections[0] == "Traceback (most recent call last):"
         assert sections[2] == "  [... 3 library frames hidden]"
         assert sections[3].startswith("  Cell In[1], line 3, in hook_tb")
+
+
+def test_nbconvert_html_shows_the_colours(tmp_path: Path) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    exporter = pytest.importorskip("nbconvert").HTMLExporter()
+    from tests.kernels import KERNEL_NAME
+
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell("def f_html(x):\n    return 1 / x\n\nf_html(0)")]
+    )
+    client = nbclient.NotebookClient(
+        nb,
+        kernel_name=KERNEL_NAME,
+        timeout=30,
+        allow_errors=True,
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    client.execute()
+    html, _ = exporter.from_notebook_node(nb)
+    assert '<span class="ansi-red-intense-fg ansi-bold">ZeroDivisionError</span>: division by zero' in html
+    assert (
+        '<span class="ansi-green-fg">Cell In[1], line 2</span>, in <span class="ansi-cyan-fg">f_html</span>'
+        in html
+    )
+    assert '<span class="ansi-green-intense-fg ansi-bold">----&gt; 4</span> f_html(0)' in html
+    assert "\x1b[" not in html
