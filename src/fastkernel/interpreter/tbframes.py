@@ -222,7 +222,7 @@ def variables(frame: Frame, lines: list[str], paint: Palette, indent: str) -> li
         skip = (types.ModuleType, types.FunctionType, type, types.BuiltinFunctionType)
         names = [n for n in names if not isinstance(namespace[n], skip)]
     else:
-        names = list(namespace)
+        names = [n for n in namespace if n.isidentifier()]  # not a comprehension's hidden ".0"
     out = []
     for name in names[:MAX_LOCALS]:
         value = bounded_repr(namespace[name])
