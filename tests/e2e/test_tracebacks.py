@@ -347,3 +347,13 @@ def test_nbconvert_html_shows_the_colours(tmp_path: Path) -> None:
     )
     assert '<span class="ansi-green-intense-fg ansi-bold">----&gt; 4</span> f_html(0)' in html
     assert "\x1b[" not in html
+
+
+def test_the_renderer_is_imported_by_the_first_error_not_at_start(fresh_kernel: KernelHarness) -> None:
+    check = "import sys\nsorted(m for m in sys.modules if m.startswith('fastkernel.interpreter.tb'))"
+    assert result(ok(fresh_kernel, check)) == "[]"
+    failed(fresh_kernel, "1 / 0")
+    assert (
+        result(ok(fresh_kernel, check))
+        == "['fastkernel.interpreter.tbframes', 'fastkernel.interpreter.tbrender']"
+    )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import linecache
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -228,8 +229,11 @@ class _Renderer:
         label = self.labels.get(filename)
         place = f"{label}, line {exc.lineno}" if label else f'File "{filename}", line {exc.lineno}'
         lines = [f"  {self.paint('location', place)}"]
-        if exc.text:
-            full = exc.text.rstrip("\r\n")
+        source = exc.text
+        if not source and isinstance(exc.lineno, int):  # errors found after parsing carry no text
+            source = linecache.getline(filename, exc.lineno)
+        if source:
+            full = source.rstrip("\r\n")
             text = full.lstrip(" \t\f")
             lines.append(f"    {text}")
             if isinstance(exc.offset, int) and exc.offset >= 1:

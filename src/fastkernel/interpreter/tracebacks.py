@@ -14,6 +14,7 @@ imported when the first error is shown, never at kernel start.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import sys
@@ -106,11 +107,11 @@ def _position(tb: TracebackType) -> tuple[int | None, int | None, int | None, in
     positions = getattr(tb.tb_frame.f_code, "co_positions", None)  # Python 3.11+
     if tb.tb_lasti < 0 or positions is None:
         return tb.tb_lineno, None, None, None
-    for index, position in enumerate(positions()):
-        if index == tb.tb_lasti // 2:
-            lineno = position[0] if position[0] is not None else tb.tb_lineno
-            return lineno, position[1], position[2], position[3]
-    return tb.tb_lineno, None, None, None
+    position = next(itertools.islice(positions(), tb.tb_lasti // 2, None), None)
+    if position is None:
+        return tb.tb_lineno, None, None, None
+    lineno = position[0] if position[0] is not None else tb.tb_lineno
+    return lineno, position[1], position[2], position[3]
 
 
 def user_frames(tb: TracebackType | None) -> list[Frame]:
