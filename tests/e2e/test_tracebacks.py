@@ -246,6 +246,13 @@ def test_syntax_and_indentation_errors_caret_under_the_token(kernel: KernelHarne
         "    ^",
         "IndentationError: unexpected indent",
     ]
+    # found by the compiler after parsing: Python gives no text, the line comes from the cell
+    _, sections = failed(kernel, "x_ret = 1\nreturn x_ret")
+    assert [strip(s) for s in sections][1:] == [
+        "    return x_ret",
+        "    ^^^^^^^^^^^^",
+        "SyntaxError: 'return' outside function",
+    ]
 
 
 def test_recursion_is_folded_with_a_count(kernel: KernelHarness) -> None:
