@@ -50,6 +50,26 @@ def test_notes_that_are_not_a_list_are_said_so(interp: Interpreter) -> None:
     assert text == "ValueError: v\n<__notes__ is not a list: 'oops'>"
 
 
+def test_a_loader_that_fails_to_give_source_leaves_the_frame_without_lines(interp: Interpreter) -> None:
+    source = (
+        "class BadLoader:\n"
+        "    def get_source(self, name):\n"
+        "        raise RuntimeError('loader broken')\n"
+        "g = {'__name__': 'fakemod', '__loader__': BadLoader()}\n"
+        "exec(compile('def boom():\\n    raise KeyError(1)', '/nonexistent/fakemod.py', 'exec'), g)\n"
+        "g['boom']()"
+    )
+    error, text = error_text(interp, source, mode="Plain")
+    assert error.ename == "KeyError"
+    assert 'File "/nonexistent/fakemod.py", line 2, in boom\nKeyError: 1' in text
+
+
+def test_notes_that_raise_are_said_so(interp: Interpreter) -> None:
+    source = "class Noted(Exception):\n    @property\n    def __notes__(self):\n        raise RuntimeError\nraise Noted('n')"
+    error, text = error_text(interp, source, mode="Minimal")
+    assert error.ename == "Noted" and text == "Noted: n\n<__notes__ raised RuntimeError>"
+
+
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="exception groups: Python 3.11+")
 def test_wide_and_deep_groups_are_bounded(interp: Interpreter) -> None:
     _, text = error_text(

@@ -77,7 +77,11 @@ def _short_path(path: str) -> str:
 def source_lines(frame: Frame) -> list[str]:
     """The lines of the frame's file (cells are in linecache), without line ends; [] if unknown."""
     module_globals = frame.frame.f_globals if frame.frame is not None else None
-    return [line.rstrip("\r\n") for line in linecache.getlines(frame.filename, module_globals)]
+    try:
+        lines = linecache.getlines(frame.filename, module_globals)
+    except Exception:  # a module's __loader__.get_source that raises: linecache lets it through
+        return []
+    return [line.rstrip("\r\n") for line in lines]
 
 
 def char_columns(frame: Frame, line: str) -> tuple[int, int] | None:

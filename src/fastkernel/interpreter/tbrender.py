@@ -296,7 +296,10 @@ def _text(exc: BaseException) -> str:
 
 
 def _notes(exc: BaseException) -> list[str]:
-    notes = getattr(exc, "__notes__", None)
+    try:
+        notes = getattr(exc, "__notes__", None)
+    except Exception as err:  # a property that raises
+        return [f"<__notes__ raised {type(err).__name__}>"]
     if notes is None:
         return []
     if not isinstance(notes, (list, tuple)):

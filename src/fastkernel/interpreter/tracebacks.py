@@ -161,7 +161,10 @@ def _safe_str(exc: BaseException) -> str:
 
 
 def _python_format(exc: BaseException, labels: Mapping[str, str]) -> list[str]:
-    chunks = traceback.format_exception(type(exc), exc, user_traceback(exc.__traceback__))
+    try:
+        chunks = traceback.format_exception(type(exc), exc, user_traceback(exc.__traceback__))
+    except Exception:  # Python's own format fails too: the exception line is still shown
+        return [f"{type(exc).__name__}: {_safe_str(exc)}"]
     return [relabel(chunk, labels).rstrip("\n") for chunk in chunks]
 
 
