@@ -65,7 +65,10 @@ def test_a_loader_that_fails_to_give_source_leaves_the_frame_without_lines(inter
 
 
 def test_notes_that_raise_are_said_so(interp: Interpreter) -> None:
-    source = "class Noted(Exception):\n    @property\n    def __notes__(self):\n        raise RuntimeError\nraise Noted('n')"
+    source = (
+        "class Noted(Exception):\n    @property\n    def __notes__(self):\n        raise RuntimeError\n"
+        "raise Noted('n')"
+    )
     error, text = error_text(interp, source, mode="Minimal")
     assert error.ename == "Noted" and text == "Noted: n\n<__notes__ raised RuntimeError>"
 
