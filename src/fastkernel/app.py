@@ -181,6 +181,9 @@ def _runtime_options(settings: KernelSettings) -> RuntimeOptions:
         output_cache_entries=settings.output_cache_entries,
         output_cache_bytes=settings.output_cache_bytes,
         history=lambda: _history_store(settings),
+        traceback_mode=settings.traceback_mode,
+        traceback_colors=settings.traceback_colors,
+        traceback_hide_libraries=settings.traceback_hide_libraries,
     )
 
 

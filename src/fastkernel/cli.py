@@ -137,6 +137,25 @@ class FastKernelApp(Application):
         "with an error after that.",
     ).tag(config=True)
 
+    traceback_mode = CaselessStrEnum(
+        ["Minimal", "Plain", "Context", "Verbose", "Docs"],
+        DEFAULTS.traceback_mode,
+        help="How errors are shown (%xmode changes it in a session): Minimal (the exception line), "
+        "Plain (Python's layout), Context (source lines around each frame), Verbose (and the "
+        "frames' variables), Docs (and the functions' docstrings).",
+    ).tag(config=True)
+    traceback_colors = CaselessStrEnum(
+        ["auto", "on", "off"],
+        DEFAULTS.traceback_colors,
+        help="ANSI colours in tracebacks: auto (on unless the NO_COLOR environment variable is set), "
+        "on, off.",
+    ).tag(config=True)
+    traceback_hide_libraries = Bool(
+        DEFAULTS.traceback_hide_libraries,
+        help="Fold frames of installed libraries and the standard library that lie between user "
+        "frames into one line with their count.",
+    ).tag(config=True)
+
     aliases = {
         "f": "FastKernelApp.connection_file",
         "connection-file": "FastKernelApp.connection_file",
@@ -154,6 +173,9 @@ class FastKernelApp(Application):
         "history-max-rows": "FastKernelApp.history_max_rows",
         "terminate-children-grace": "FastKernelApp.terminate_children_grace",
         "registration-timeout": "FastKernelApp.registration_timeout",
+        "traceback-mode": "FastKernelApp.traceback_mode",
+        "xmode": "FastKernelApp.traceback_mode",
+        "traceback-colors": "FastKernelApp.traceback_colors",
         "log-level": "Application.log_level",
     }
     flags = {
@@ -175,6 +197,10 @@ class FastKernelApp(Application):
         "no-terminate-children": (
             {"FastKernelApp": {"terminate_children": False}},
             "Leave the processes that cells started running at shutdown.",
+        ),
+        "hide-library-frames": (
+            {"FastKernelApp": {"traceback_hide_libraries": True}},
+            "Fold library frames between user frames in tracebacks into one line.",
         ),
         "no-capture-fd-output": (
             {"FastKernelApp": {"capture_fd_output": False}},

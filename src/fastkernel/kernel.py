@@ -63,6 +63,9 @@ class RuntimeOptions(NamedTuple):
     output_cache_entries: int = DEFAULTS.output_cache_entries
     output_cache_bytes: int = DEFAULTS.output_cache_bytes
     history: Callable[[], HistoryStore] | None = None  # the input history (None: in memory)
+    traceback_mode: str = DEFAULTS.traceback_mode
+    traceback_colors: str = DEFAULTS.traceback_colors
+    traceback_hide_libraries: bool = DEFAULTS.traceback_hide_libraries
 
 
 class Kernel:

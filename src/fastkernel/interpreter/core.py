@@ -9,6 +9,7 @@ import __future__ as future_module
 
 import ast
 import builtins
+import dataclasses
 import sys
 import threading
 import time
@@ -35,7 +36,7 @@ from fastkernel.interpreter.outcache import OutputCache
 from fastkernel.interpreter.peakrss import peak_rss_bytes
 from fastkernel.interpreter.shell import FastKernelShell
 from fastkernel.interpreter.sources import CellSources, has_trailing_semicolon
-from fastkernel.interpreter.tracebacks import CellError, format_error
+from fastkernel.interpreter.tracebacks import CellError, TracebackStyle, format_error
 
 if TYPE_CHECKING:
     import asyncio
@@ -75,6 +76,7 @@ class Interpreter:
         on_result: ResultHook | None = None,
         publish_display: Publisher | None = None,
         input_history: InputHistory | None = None,
+        traceback_style: TracebackStyle | None = None,
     ) -> None:
         """An interpreter with a fresh ``__main__`` namespace, not installed yet.
 
@@ -88,6 +90,8 @@ class Interpreter:
             ``get_ipython().showtraceback()`` writes to stderr.
         input_history
             What %history, %save, %load, %recall and %rerun read; None: this session's ``In``.
+        traceback_style
+            How errors are shown (``%xmode``, colours); None: Context mode, coloured unless NO_COLOR.
         """
         self.module = types.ModuleType("__main__", doc="fastkernel user namespace")
         self.namespace: dict[str, Any] = self.module.__dict__
@@ -99,6 +103,7 @@ class Interpreter:
         self.publish_display = publish_display
         self.history = OutputCache(self.namespace)  # In, Out, _, __, ___, _N, _iN
         self.input_history: InputHistory = input_history or SessionInputs(self.history)
+        self.traceback_style = traceback_style or TracebackStyle()
         self.autoawait, self.async_runner = True, "asyncio"  # %autoawait: allowed; asyncio or trio
         self.future_flags = 0
         self.sources = CellSources()
@@ -353,6 +358,7 @@ class Interpreter:
         self._payload = None
         result.error_in_exec = None
         if raised is not None:
+            self.shell.remember_error(raised)  # sys.last_value & co., for %tb and post-mortem
             outcome.error = self.format_exception(raised)
             raised = None  # its traceback holds this frame: do not keep the cycle alive
         peak_after = peak_rss_bytes()
@@ -376,9 +382,13 @@ class Interpreter:
         """``exit()`` in a cell: ask the frontend, through the reply's payload, to end the session."""
         self.add_payload({"source": "ask_exit", "keepkernel": keep_kernel})
 
-    def format_exception(self, exc: BaseException) -> CellError:
+    def format_exception(self, exc: BaseException, mode: str | None = None) -> CellError:
+        """``exc`` as an error output, in ``mode`` (default: the current ``%xmode``)."""
         self.sources.ensure_cached()
-        return format_error(exc, self.labels)
+        style = self.traceback_style
+        if mode is not None and mode != style.mode:
+            style = dataclasses.replace(style, mode=mode)
+        return format_error(exc, self.labels, style)
 
     def evaluate(self, expression: str) -> tuple[Bundle, Bundle]:
         """Evaluate one user expression and format its value (errors propagate)."""

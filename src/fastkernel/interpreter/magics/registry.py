@@ -32,6 +32,7 @@ MODULES = (
     "autoawait",
     "extensions",
     "subshell",
+    "errors",
 )
 LINE: dict[str, Callable[..., Any]] = {}
 CELL: dict[str, Callable[..., Any]] = {}
