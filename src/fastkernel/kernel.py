@@ -27,6 +27,7 @@ from fastkernel.requests import BadRequest, Reply, field
 from fastkernel.settings import DEFAULTS
 
 if TYPE_CHECKING:
+    from fastkernel.debugger import Debugger
     from fastkernel.history import HistoryStore
     from fastkernel.interpreter.core import Interpreter
     from fastkernel.interpreter.streams import KernelStream
@@ -113,7 +114,11 @@ class Kernel:
             "delete_subshell_request": self.delete_subshell_request,
             "list_subshell_request": self.list_subshell_request,
             "usage_request": self.usage_request,
+            "debug_request": self.debug_request,
         }
+        self._debugger: Debugger | None = None  # made by the first debug_request (control thread)
+        self._debugpy_found: bool | None = None
+        self._debug_parent: Message | None = None
 
     @property
     def parent(self) -> Message | None:
@@ -201,6 +206,8 @@ class Kernel:
 
     def close(self) -> None:
         """Publish pending output, stop output capture and write the history (at shutdown)."""
+        if self._debugger is not None:
+            self._debugger.close()
         if self._runtime is not None:
             self._runtime.close()
 
@@ -290,7 +297,28 @@ class Kernel:
     # -- handlers -----------------------------------------------------------------------
 
     def kernel_info_request(self, msg: Message) -> Reply:
-        return Reply(kernel_info_content(supported_features=["kernel subshells"]))
+        if self._debugpy_found is None:  # looked for once, not imported (see debugger.py)
+            from fastkernel.debugger import debugpy_available
+
+            self._debugpy_found = debugpy_available()
+        features = ["kernel subshells", "debugger"] if self._debugpy_found else ["kernel subshells"]
+        return Reply(kernel_info_content(supported_features=features, debugger=self._debugpy_found))
+
+    def debug_request(self, msg: Message) -> Reply:
+        """A DAP request for the visual debugger (fastkernel/debugger.py); the reply is DAP's response."""
+        if self._debugger is None:
+            from fastkernel.debugger import Debugger
+
+            self._debugger = Debugger(
+                self.outlet,
+                lambda event: self.publish("debug_event", event, self._debug_parent),
+                lambda: self._runtime.interpreter if self._runtime is not None else None,
+            )
+        content = msg["content"]
+        if not isinstance(content, dict):
+            raise BadRequest("debug_request: content must be a DAP request object")
+        self._debug_parent = msg  # debugpy's events are published as its children
+        return Reply(self._debugger.handle(content))
 
     def create_subshell_request(self, msg: Message) -> Reply:
         return Reply({"status": "ok", "subshell_id": self.outlet.create_subshell()})

@@ -27,7 +27,7 @@ def kernel_json(
         "language": "python",
         "interrupt_mode": "signal",
         "kernel_protocol_version": PROTOCOL_VERSION,
-        "metadata": {"debugger": False},
+        "metadata": {"debugger": True},
     }
     if env:
         spec["env"] = env

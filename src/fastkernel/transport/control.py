@@ -11,6 +11,7 @@ import zmq
 from fastkernel.interfaces import Core
 from fastkernel.lifecycle import ParentWatch
 from fastkernel.logs import log
+from fastkernel.transport.daplink import hide_from_debugger
 from fastkernel.transport.frames import WakePipe, ms_until
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ class ControlThread(threading.Thread):
 
     def __init__(self, server: KernelServer, core: Core, parent_watch: ParentWatch | None) -> None:
         super().__init__(name="fastkernel-control", daemon=True)
+        hide_from_debugger(self)  # it must keep serving while a cell is stopped
         self.server = server
         self.core = core
         self.parent_watch = parent_watch

@@ -39,6 +39,17 @@ fastkernel-shell        shell, once a        (subshells.py) only once a subshell
 fastkernel-subshell-ID  nothing             (subshells.py) one per subshell: runs that
                                             subshell's requests from its queue, in order,
                                             beside the main thread and the others.
+fastkernel-debugpy      a TCP connection    (daplink.py) only once a debug_request started
+                        to debugpy's        the debugger: reads DAP responses and events
+                        adapter             from debugpy's adapter, hands responses to the
+                                            control thread's waiting request and events to
+                                            the core (``debug_event`` on iopub). The control
+                                            thread sends on the connection; so it never
+                                            waits on the main thread, which may be stopped
+                                            at a breakpoint. debugpy adds threads of its
+                                            own; the kernel's threads above (but subshells)
+                                            are marked so that it neither traces nor stops
+                                            them (``hide_from_debugger``).
 fastkernel-fdcapture    the read ends of    (fdcapture.py) only with fd capture on: reads
                         the fd 1 and fd 2   what subprocesses and C code write to fds 1 and
                         pipes               2 and hands it to the stream coalescer; answers
@@ -64,6 +75,7 @@ import signal
 import threading
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
@@ -80,6 +92,9 @@ from fastkernel.transport.iopub import IOPubThread
 from fastkernel.transport.sockets import KernelSockets
 from fastkernel.transport.subshells import ShellRouter, current_subshell, refuse_unknown
 from fastkernel.wire import RejectLog, WireCodec, WireRejected
+
+if TYPE_CHECKING:
+    from fastkernel.transport.daplink import DapLink
 
 
 def _exit_now() -> None:
@@ -195,6 +210,12 @@ class KernelServer:
     def list_subshells(self) -> list[str]:
         router = self._router
         return [] if router is None else router.ids()
+
+    def open_debug_link(self, host: str, port: int, on_event: Callable[[dict[str, Any]], None]) -> DapLink:
+        """(control thread, first ``initialize``) A link to debugpy's adapter and its reader thread."""
+        from fastkernel.transport.daplink import DapLink
+
+        return DapLink(host, port, on_event)
 
     def _shell_router(self) -> ShellRouter:
         """(holding _router_lock) The router, started if there is none. ``_router`` is set before
