@@ -315,8 +315,8 @@ class Kernel:
                 lambda: self._runtime.interpreter if self._runtime is not None else None,
             )
         content = msg["content"]
-        if not isinstance(content, dict):
-            raise BadRequest("debug_request: content must be a DAP request object")
+        if not isinstance(content, dict):  # answered in DAP's shape too: frontends read only that
+            content = {"type": "not a request", "seq": 0, "command": ""}
         self._debug_parent = msg  # debugpy's events are published as its children
         return Reply(self._debugger.handle(content))
 
