@@ -44,7 +44,7 @@ ATTACH_TIMEOUT_S = 30.0
 FASTKERNEL_DIR = os.path.dirname(os.path.abspath(__file__))
 # Requests that need debugpy running; the others are answered by the kernel at any time.
 LOCAL_COMMANDS = frozenset(
-    {"debugInfo", "dumpCell", "inspectVariables", "richInspectVariables", "modules", "source"}
+    {"debugInfo", "dumpCell", "inspectVariables", "richInspectVariables", "variables", "modules", "source"}
 )
 STEP_COMMANDS = frozenset({"continue", "next", "stepIn", "stepOut", "stepBack", "reverseContinue"})
 
@@ -144,6 +144,9 @@ class Debugger:
         """Listen with debugpy (once per process), connect to its adapter. An error message, or None."""
         try:
             if self.adapter is None:
+                # Frozen stdlib modules only hide breakpoints set inside the stdlib: no warning
+                # about them in the user's cell (debugpy reads this when imported)
+                os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
                 import debugpy
 
                 debugpy.configure(subProcess=False)  # a cell's subprocesses run without the tracer
