@@ -31,6 +31,7 @@ from fastkernel.interpreter.debugcells import (
     HASH_SEED,
     CellFiles,
     VariableTree,
+    end_stepping,
     is_user_variable,
 )
 from fastkernel.logs import log
@@ -66,6 +67,19 @@ def response(request: Dap, success: bool = True, body: Any = None, message: str 
     if message is not None:
         reply["message"] = message
     return reply
+
+
+def page(variables: list[Dap], arguments: Dap) -> list[Dap]:
+    """The page ``start``/``count`` asks for, which debugpy ignores: its groups ("special
+    variables", ``len()``: no ``evaluateName`` of an item) come with the first page only."""
+    start, count = arguments.get("start"), arguments.get("count")
+    if not isinstance(start, int) and not isinstance(count, int):
+        return variables
+    start = start if isinstance(start, int) and start > 0 else 0
+    items = [v for v in variables if str(v.get("evaluateName", "")).endswith("]")]
+    groups = [v for v in variables if not str(v.get("evaluateName", "")).endswith("]")]
+    end = start + count if isinstance(count, int) and count > 0 else len(items)
+    return (groups if start == 0 else []) + items[start:end]
 
 
 class Debugger:
@@ -161,6 +175,7 @@ class Debugger:
         interpreter = self.interpreter()
         if interpreter is not None:
             interpreter.sources.name_cells_by(self.cells.write)  # breakpoints bind in cells
+            interpreter.events.register("post_execute", end_stepping)
         self._saved_breakpointhook = sys.breakpointhook
         import debugpy
 
@@ -206,9 +221,26 @@ class Debugger:
         interpreter = self.interpreter()
         if interpreter is not None:
             interpreter.sources.name_cells_by(None)
+            if end_stepping in interpreter.events.callbacks["post_execute"]:
+                interpreter.events.unregister("post_execute", end_stepping)
         if self._saved_breakpointhook is not None:
             sys.breakpointhook = self._saved_breakpointhook
             self._saved_breakpointhook = None
+
+    def interrupted(self) -> None:
+        """(interrupt_request) The interrupt ends a stopped cell: its thread runs on, and the
+        frontend hears so (debugpy sends no ``continued`` for it)."""
+        with self._lock:
+            was_stopped, self.stopped_threads = bool(self.stopped_threads), set()
+        if was_stopped and self.started:
+            self.publish_event(
+                {
+                    "type": "event",
+                    "seq": 0,
+                    "event": "continued",
+                    "body": {"threadId": 0, "allThreadsContinued": True},
+                }
+            )
 
     def close(self) -> None:
         """At shutdown: drop the link and the cell files."""
@@ -284,7 +316,8 @@ class Debugger:
             answer = self.forward(request)
             body = answer.get("body") or {}
             if isinstance(body.get("variables"), list):
-                body["variables"] = [v for v in body["variables"] if is_user_variable(v.get("name", ""))]
+                variables = [v for v in body["variables"] if is_user_variable(v.get("name", ""))]
+                body["variables"] = page(variables, request.get("arguments") or {})
             return answer
         reference = (request.get("arguments") or {}).get("variablesReference", 0)
         tree = self._variables

@@ -9,6 +9,8 @@ itself from ``debugInfo``'s ``hashMethod`` (MurmurHash2 over the UTF-8 bytes), `
 :class:`VariableTree` answers ``inspectVariables`` and ``variables`` while nothing is
 stopped (then debugpy has no frame to ask): the user namespace, and the children of
 containers and objects, each under a reference number valid until the next inspection.
+
+:func:`end_stepping` ends a step that ran past the end of the cell it started in.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import tempfile
+import threading
 from typing import Any
 
 MURMUR_M = 0x5BD1E995
@@ -184,3 +188,26 @@ def bundle_json(value: Any) -> str:
         return json.dumps({"data": {"text/plain": _short_repr(value)}, "metadata": {}})
     data, metadata = interpreter.formatter.format(value)
     return json.dumps({"data": data, "metadata": metadata}, default=str)
+
+
+def end_stepping() -> None:
+    """(post_execute, while the visual debugger is on) Leave the thread as the next cell needs it.
+
+    A step that ran past the end of the cell ends with the cell (debugpy would stop at the
+    first line of the next cell run); after an interrupt at a breakpoint, which raised
+    KeyboardInterrupt inside debugpy's tracer and so removed it, the thread is traced again.
+    """
+    try:
+        from _pydevd_bundle.pydevd_additional_thread_info import set_additional_thread_info
+        from _pydevd_bundle.pydevd_constants import STATE_RUN
+        from _pydevd_bundle.pydevd_thread_lifecycle import internal_run_thread
+    except ImportError:  # debugpy's bundled pydevd, importable once debugpy is
+        return
+    thread = threading.current_thread()
+    info = set_additional_thread_info(thread)
+    if info.pydev_step_cmd != -1 or info.pydev_state != STATE_RUN:
+        internal_run_thread(thread, set_additional_thread_info)
+    if sys.gettrace() is None:
+        import debugpy
+
+        debugpy.debug_this_thread()
