@@ -32,6 +32,7 @@ MODULES = (
     "autoawait",
     "extensions",
     "subshell",
+    "debugging",
 )
 LINE: dict[str, Callable[..., Any]] = {}
 CELL: dict[str, Callable[..., Any]] = {}
