@@ -103,7 +103,7 @@ def remember_error(exc: BaseException) -> None:
     """
     bdb = sys.modules.get("bdb")
     if bdb is not None and isinstance(exc, bdb.BdbQuit):
-        _cut_at_file(exc.__traceback__, bdb.__file__)
+        _cut_at_file(exc.__traceback__, bdb.__file__ or "")
     sys.last_type, sys.last_value, sys.last_traceback = type(exc), exc, exc.__traceback__
     if sys.version_info >= (3, 12):
         sys.last_exc = exc
