@@ -17,7 +17,6 @@ user's frames and stepping never enters the kernel.
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
 import os
 import sys
@@ -48,11 +47,6 @@ LOCAL_COMMANDS = frozenset(
     {"debugInfo", "dumpCell", "inspectVariables", "richInspectVariables", "variables", "modules", "source"}
 )
 STEP_COMMANDS = frozenset({"continue", "next", "stepIn", "stepOut", "stepBack", "reverseContinue"})
-
-
-def debugpy_available() -> bool:
-    """Whether debugpy can be imported (found without importing it)."""
-    return importlib.util.find_spec("debugpy") is not None
 
 
 def response(request: Dap, success: bool = True, body: Any = None, message: str | None = None) -> Dap:
@@ -143,12 +137,14 @@ class Debugger:
 
     def do_initialize(self, request: Dap) -> Dap:
         if not self.started:
-            if not debugpy_available():
-                return response(
-                    request,
-                    False,
-                    message="the debugger needs debugpy, which is not installed: pip install debugpy",
-                )
+            # Frozen stdlib modules only hide breakpoints set inside the stdlib: no warning
+            # about them in the user's cell (debugpy reads this when imported)
+            os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+            try:
+                import debugpy  # noqa: F401  # the first import of it in this kernel, usually
+            except ImportError:
+                message = "the debugger needs debugpy, which is not installed: pip install debugpy"
+                return response(request, False, message=message)
             error = self._start()
             if error is not None:
                 return response(request, False, message=f"could not start debugpy: {error}")
@@ -158,9 +154,6 @@ class Debugger:
         """Listen with debugpy (once per process), connect to its adapter. An error message, or None."""
         try:
             if self.adapter is None:
-                # Frozen stdlib modules only hide breakpoints set inside the stdlib: no warning
-                # about them in the user's cell (debugpy reads this when imported)
-                os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
                 import debugpy
 
                 debugpy.configure(subProcess=False)  # a cell's subprocesses run without the tracer

@@ -50,6 +50,16 @@ LIGHT_REQUESTS = frozenset(
 )
 
 
+def debugpy_importable() -> bool:
+    """Whether debugpy can be imported, found without importing it (nor importlib.util: this
+    runs for the first kernel_info_request, before the runtime)."""
+    if "debugpy" in sys.modules:
+        return sys.modules["debugpy"] is not None
+    from importlib.machinery import PathFinder
+
+    return PathFinder.find_spec("debugpy") is not None
+
+
 class RuntimeOptions(NamedTuple):
     """What the runtime is built with (defaults: the kernel's settings' defaults)."""
 
@@ -298,9 +308,7 @@ class Kernel:
 
     def kernel_info_request(self, msg: Message) -> Reply:
         if self._debugpy_found is None:  # looked for once, not imported (see debugger.py)
-            from fastkernel.debugger import debugpy_available
-
-            self._debugpy_found = debugpy_available()
+            self._debugpy_found = debugpy_importable()
         features = ["kernel subshells", "debugger"] if self._debugpy_found else ["kernel subshells"]
         return Reply(kernel_info_content(supported_features=features, debugger=self._debugpy_found))
 
