@@ -168,7 +168,7 @@ class Debugger:
         interpreter = self.interpreter()
         if interpreter is not None:
             interpreter.sources.name_cells_by(self.cells.write)  # breakpoints bind in cells
-            interpreter.events.register("post_execute", end_stepping)
+            interpreter.events.register("post_execute", self._after_cell)
         self._saved_breakpointhook = sys.breakpointhook
         import debugpy
 
@@ -214,15 +214,21 @@ class Debugger:
         interpreter = self.interpreter()
         if interpreter is not None:
             interpreter.sources.name_cells_by(None)
-            if end_stepping in interpreter.events.callbacks["post_execute"]:
-                interpreter.events.unregister("post_execute", end_stepping)
+            if self._after_cell in interpreter.events.callbacks["post_execute"]:
+                interpreter.events.unregister("post_execute", self._after_cell)
         if self._saved_breakpointhook is not None:
             sys.breakpointhook = self._saved_breakpointhook
             self._saved_breakpointhook = None
 
+    def _after_cell(self) -> None:
+        """(post_execute, the cell's thread) See ``end_stepping``; a cell that an interrupt
+        (signal or interrupt_request) took out of a stop: the frontend hears it continued."""
+        if end_stepping():
+            self.interrupted()
+
     def interrupted(self) -> None:
-        """(interrupt_request) The interrupt ends a stopped cell: its thread runs on, and the
-        frontend hears so (debugpy sends no ``continued`` for it)."""
+        """The interrupt ended a stopped cell: its thread runs on, and the frontend hears so
+        (debugpy sends no ``continued`` for it)."""
         with self._lock:
             was_stopped, self.stopped_threads = bool(self.stopped_threads), set()
         if was_stopped and self.started:

@@ -403,8 +403,6 @@ class Kernel:
 
     def interrupt_request(self, msg: Message) -> Reply:
         self.outlet.interrupt_main()
-        if self._debugger is not None:  # a cell stopped at a breakpoint ends too
-            self._debugger.interrupted()
         return Reply({"status": "ok"})
 
     def history_request(self, msg: Message) -> Reply:

@@ -121,12 +121,16 @@ def test_control_answers_while_a_cell_is_stopped(dap: DapClient) -> None:
     assert finish(dap, msg_id, thread)["status"] == "ok"
 
 
-def test_interrupt_while_stopped_ends_the_cell_with_its_reply(dap: DapClient) -> None:
+@pytest.mark.parametrize("how", ["interrupt_request", "signal"])
+def test_interrupt_while_stopped_ends_the_cell_with_its_reply(dap: DapClient, how: str) -> None:
     kernel = dap.kernel
     code = "stuck = 1\nstuck += 1\n"
     dap.breakpoints(code, 2)
     msg_id, _, _ = run_to_stop(dap, code)
-    assert kernel.request("interrupt_request", {}, channel="control").content["status"] == "ok"
+    if how == "signal":  # as JupyterLab's interrupt reaches a kernel with interrupt_mode: signal
+        kernel.process.interrupt()
+    else:
+        assert kernel.request("interrupt_request", {}, channel="control").content["status"] == "ok"
     reply = kernel.get_reply(msg_id)["content"]
     assert (reply["status"], reply["ename"]) == ("error", "KeyboardInterrupt")
     assert result(ok(kernel, "stuck")) == "1"  # the kernel runs cells again

@@ -190,24 +190,27 @@ def bundle_json(value: Any) -> str:
     return json.dumps({"data": data, "metadata": metadata}, default=str)
 
 
-def end_stepping() -> None:
-    """(post_execute, while the visual debugger is on) Leave the thread as the next cell needs it.
+def end_stepping() -> bool:
+    """(after a cell, while the visual debugger is on) Leave the thread as the next cell needs it.
 
     A step that ran past the end of the cell ends with the cell (debugpy would stop at the
     first line of the next cell run); after an interrupt at a breakpoint, which raised
     KeyboardInterrupt inside debugpy's tracer and so removed it, the thread is traced again.
+    Returns True in that last case: the thread left a stop that nothing resumed.
     """
     try:
         from _pydevd_bundle.pydevd_additional_thread_info import set_additional_thread_info
         from _pydevd_bundle.pydevd_constants import STATE_RUN
         from _pydevd_bundle.pydevd_thread_lifecycle import internal_run_thread
     except ImportError:  # debugpy's bundled pydevd, importable once debugpy is
-        return
+        return False
     thread = threading.current_thread()
     info = set_additional_thread_info(thread)
-    if info.pydev_step_cmd != -1 or info.pydev_state != STATE_RUN:
+    left_a_stop = info.pydev_state != STATE_RUN
+    if info.pydev_step_cmd != -1 or left_a_stop:
         internal_run_thread(thread, set_additional_thread_info)
     if sys.gettrace() is None:
         import debugpy
 
         debugpy.debug_this_thread()
+    return bool(left_a_stop)
