@@ -73,6 +73,9 @@ class Client:
     def __init__(self, info: dict[str, Any], ctx: zmq.Context) -> None:
         self.key = info["key"].encode() if isinstance(info["key"], str) else info["key"]
         self.session = uuid.uuid4().hex
+        # CurveZMQ keys (transport encryption): the client uses the connection file's pair, as
+        # jupyter_client does; None for plain sockets.
+        self.curve = info.get("curve_publickey"), info.get("curve_secretkey")
         base = f"{info['transport']}://{info['ip']}:"
         self.shell = self._socket(ctx, zmq.DEALER, base + str(info["shell_port"]))
         self.control = self._socket(ctx, zmq.DEALER, base + str(info["control_port"]))
@@ -84,9 +87,12 @@ class Client:
         self.poller.register(self.iopub, zmq.POLLIN)
         self.poller.register(self.control, zmq.POLLIN)
 
-    @staticmethod
-    def _socket(ctx: zmq.Context, kind: int, address: str) -> zmq.Socket:
+    def _socket(self, ctx: zmq.Context, kind: int, address: str) -> zmq.Socket:
         sock = ctx.socket(kind)
+        public, secret = self.curve
+        if public and secret:
+            sock.curve_publickey, sock.curve_secretkey = public.encode(), secret.encode()
+            sock.curve_serverkey = public.encode()
         sock.linger = 0
         sock.sndhwm = 0
         sock.rcvhwm = 0  # never drop iopub on our side: we want to count every byte
@@ -189,13 +195,25 @@ class KernelProcess:
 
     live: set[KernelProcess] = set()
 
-    def __init__(self, spec: KernelSpec, ctx: zmq.Context, env: dict[str, str | None] | None = None) -> None:
+    def __init__(
+        self,
+        spec: KernelSpec,
+        ctx: zmq.Context,
+        env: dict[str, str | None] | None = None,
+        *,
+        curve: bool = False,
+    ) -> None:
         self.spec = spec
         self.ctx = ctx
         self.env_overrides = env or {}  # None removes a variable
         self.tmp = Path(tempfile.mkdtemp(prefix="fk-bench-"))
+        public, secret = zmq.curve_keypair() if curve else (None, None)  # as transport_encryption does
         self.connection_file, info = write_connection_file(
-            str(self.tmp / "kernel.json"), ip="127.0.0.1", key=uuid.uuid4().hex.encode()
+            str(self.tmp / "kernel.json"),
+            ip="127.0.0.1",
+            key=uuid.uuid4().hex.encode(),
+            curve_publickey=public,
+            curve_secretkey=secret,
         )
         self.info = dict(info)
         self.client = Client(self.info, ctx)

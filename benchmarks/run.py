@@ -1,7 +1,8 @@
 """Benchmark fastkernel against ipykernel and xeus-python installed in the same environment.
 
-Usage: ``python benchmarks/run.py [--quick] [--no-docs] [--docs PATH]``. Prints a table and
-(by default) writes it, with the method, to docs/performance.md. Every kernel is driven by
+Usage: ``python benchmarks/run.py [--quick] [--no-docs] [--docs PATH]``, or one section alone
+(``--floods``, ``--interrupts``, ``--hostile``, ``--libraries``, ``--subshells``, ``--curve``).
+Prints a table and (by default) writes it, with the method, to docs/performance.md. Every kernel is driven by
 the same small zmq client (benchmarks/client.py); every kernel process is shut down at the
 end, on error, on Ctrl-C and on SIGTERM.
 """
@@ -28,6 +29,7 @@ from typing import Any
 
 import zmq
 from client import KernelDied, KernelProcess, shutdown_all
+from curve import curve_markdown, measure_curve
 from debugger import debugger_markdown, measure_debugger
 from floods import markdown as floods_markdown
 from floods import measure_floods
@@ -80,6 +82,7 @@ class Kernel:
     subshell_rt: list[float] | str | None = None  # see subshells.measure_subshells
     library_cells: dict[str, Any] = field(default_factory=dict)  # see libraries.measure_libraries
     debugger: dict[str, Any] | str | None = None  # see debugger.measure_debugger
+    curve: dict[str, Any] | str | None = None  # see curve.measure_curve
 
 
 def all_kernels() -> list[Kernel]:
@@ -353,6 +356,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="run only the debugger-attached measures (benchmarks/debugger.py); rewrite only their section",
     )
+    parser.add_argument(
+        "--curve",
+        action="store_true",
+        help="run only the CurveZMQ round trips and flood (benchmarks/curve.py); rewrite only their section",
+    )
     return parser.parse_args(argv)
 
 
@@ -373,6 +381,7 @@ SECTIONS: dict[str, tuple[str, Any, Any]] = {
         measure_debugger,
         debugger_markdown,
     ),
+    "curve": ("transport encryption (a fresh kernel per kernel and mode):", measure_curve, curve_markdown),
 }
 
 
@@ -429,6 +438,7 @@ def measure_all(
     measure_section("subshells", kernels, ctx, env)
     measure_section("libraries", kernels, ctx, env)
     measure_section("debugger", kernels, ctx, env)
+    measure_section("curve", kernels, ctx, env)
     return breakdown, floor
 
 

@@ -93,6 +93,7 @@ def install_kernelspec(name: str, argv: list[str]) -> str:
         "language": "python",
         "interrupt_mode": "signal",
         "kernel_protocol_version": "5.5",
+        "metadata": {"supported_encryption": ["curve"]},  # as fastkernel's own kernelspec
     }
     (spec_dir / "kernel.json").write_text(json.dumps(spec))
     return name
@@ -119,9 +120,20 @@ class NewConnectionFile:
 
     ip: str = "127.0.0.1"
     mode: int = 0o600  # the kernel refuses a file that other users may read or write
+    curve: bool = False  # CurveZMQ keys in the file, as transport_encryption="required" writes them
+    transport: str = "tcp"  # "ipc": socket files named after the connection file
 
     def write(self, path: Path) -> Path:
-        connect.write_connection_file(str(path), ip=self.ip, key=secrets.token_hex(16).encode())
+        public, secret = zmq.curve_keypair() if self.curve else (None, None)
+        ip = str(path.with_suffix("")) + "-ipc" if self.transport == "ipc" else self.ip
+        connect.write_connection_file(
+            str(path),
+            ip=ip,
+            key=secrets.token_hex(16).encode(),
+            transport=self.transport,
+            curve_publickey=public,
+            curve_secretkey=secret,
+        )
         path.chmod(self.mode)
         return path
 
@@ -154,6 +166,15 @@ def read_ports(path: Path) -> dict[str, Any] | None:
     if isinstance(info, dict) and all(info.get(f"{channel}_port") for channel in CHANNELS):
         return info
     return None
+
+
+def curve_client(sock: zmq.Socket[Any], info: dict[str, Any]) -> None:
+    """Make ``sock`` a CurveZMQ client of the kernel when ``info`` has its keys (as jupyter_client
+    does: the client uses the key pair of the connection file, the server key its public key)."""
+    if info.get("curve_publickey"):
+        sock.curve_secretkey = info["curve_secretkey"].encode()
+        sock.curve_publickey = info["curve_publickey"].encode()
+        sock.curve_serverkey = info["curve_publickey"].encode()
 
 
 def channel_url(info: dict[str, Any], channel: str) -> str:
@@ -326,6 +347,7 @@ class KernelProcess:
         session = Session(key=info["key"].encode(), signature_scheme=info["signature_scheme"])
         ctx = zmq.Context()
         sock = ctx.socket(zmq.DEALER)
+        curve_client(sock, info)
         try:
             sock.connect(channel_url(info, "control"))
             session.send(sock, "shutdown_request", {"restart": restart})

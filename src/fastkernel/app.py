@@ -1,8 +1,10 @@
 """Starting the kernel: settings, then the one function that wires the parts together.
 
 The start path is ordered for a fast first reply: read the connection file, bind the five
-sockets and start the heartbeat, then build the core (cheap: its runtime is built after the
-first reply, see kernel.py) and serve. Requests that arrive meanwhile wait in the sockets.
+sockets (CurveZMQ servers when the file has keys: transport/sockets.py) and start the
+heartbeat, report the ports to the launcher when the file is a JEP 66 registration file
+(transport/handshake.py), then build the core (cheap: its runtime is built after the first
+reply, see kernel.py) and serve. Requests that arrive meanwhile wait in the sockets.
 Nothing on this path imports traitlets, logging or the interpreter; a start with options
 or config files goes through cli.py first (see settings.py).
 """
@@ -23,7 +25,9 @@ if TYPE_CHECKING:
     from fastkernel.kernel import Kernel, RuntimeOptions
     from fastkernel.runtime import Runtime
     from fastkernel.transport.connection import ConnectionInfo
+    from fastkernel.transport.heartbeat import Heartbeat
     from fastkernel.transport.server import KernelServer
+    from fastkernel.transport.sockets import KernelSockets
     from fastkernel.wire import Signer
 
 
@@ -50,9 +54,9 @@ def run_kernel(settings: KernelSettings) -> int:
     from fastkernel.kernel import Kernel  # noqa: F811  # the import itself, beside the type
     from fastkernel.lifecycle import ParentWatch
     from fastkernel.messages import MessageFactory
-    from fastkernel.transport.heartbeat import Heartbeat
+    from fastkernel.transport.heartbeat import Heartbeat  # noqa: F811
     from fastkernel.transport.server import KernelServer  # noqa: F811
-    from fastkernel.transport.sockets import KernelSockets
+    from fastkernel.transport.sockets import KernelSockets  # noqa: F811
     from fastkernel.wire import WireCodec
 
     starttrace.mark("imports")
@@ -65,6 +69,8 @@ def run_kernel(settings: KernelSettings) -> int:
     info.ports["hb"] = heartbeat.port
     heartbeat.start()
     starttrace.mark("bound")
+    if info.registration_port is not None and not _register(sockets, heartbeat, info, signer, settings):
+        return 2
     factory = MessageFactory()
     codec = WireCodec(signer, max_bytes=settings.max_message_bytes, replay_history=settings.replay_history)
     grace = settings.terminate_children_grace if settings.terminate_children else None
@@ -74,7 +80,7 @@ def run_kernel(settings: KernelSettings) -> int:
         codec,
         factory.welcome,
         parent_watch=ParentWatch.from_environment(settings.exit_with_parent),
-        on_abandoned=lambda: _abandon(grace),
+        on_abandoned=lambda: _abandon(grace, info),
     )
     kernel = Kernel(
         server,
@@ -85,7 +91,7 @@ def run_kernel(settings: KernelSettings) -> int:
         on_runtime=lambda runtime: _install_runtime(settings, runtime),
     )
     _announce(info, path, created, settings)
-    return _serve(server, kernel, path if created else None, grace)
+    return _serve(server, kernel, info, path if created else None, grace)
 
 
 def _open_connection(settings: KernelSettings) -> tuple[ConnectionInfo, str, bool, Signer] | int:
@@ -97,6 +103,7 @@ def _open_connection(settings: KernelSettings) -> tuple[ConnectionInfo, str, boo
         read_connection_file,
         runtime_path,
     )
+    from fastkernel.transport.sockets import check_curve
     from fastkernel.wire import Signer  # noqa: F811
 
     try:
@@ -114,12 +121,42 @@ def _open_connection(settings: KernelSettings) -> tuple[ConnectionInfo, str, boo
             settings.connection_file, settings.allow_insecure
         ):
             return 2
+        if info.curve is not None:
+            check_curve(info.curve)
         signer = Signer(info.key, info.signature_scheme)
     except (ConnectionError_, ValueError) as err:
         log.error("%s", err)
         return 2
-    created = not settings.connection_file
-    return info, settings.connection_file or runtime_path(), created, signer
+    # A registration file is the launcher's: the kernel writes its ports to a file of its own.
+    created = not settings.connection_file or info.registration_port is not None
+    return info, runtime_path() if created else settings.connection_file, created, signer
+
+
+def _register(
+    sockets: KernelSockets,
+    heartbeat: Heartbeat,
+    info: ConnectionInfo,
+    signer: Signer,
+    settings: KernelSettings,
+) -> bool:
+    """The JEP 66 handshake (transport/handshake.py); on failure log why, close, return False."""
+    from fastkernel.transport.handshake import HandshakeError, register, registration_of
+    from fastkernel.transport.sockets import remove_ipc_files
+
+    registration = registration_of(info)
+    assert registration is not None
+    try:
+        register(sockets.ctx, info, registration, signer, settings.registration_timeout)
+    except HandshakeError as err:
+        log.error("JEP 66 handshake failed, exiting: %s", err)
+        heartbeat.stop()
+        sockets.close()
+        remove_ipc_files(info)
+        return False
+    log.debug("registered ports %s with %s", info.ports, registration.url)
+    for field in ("registration_port", "registration_ip"):  # not in the connection file we write
+        info.extra.pop(field, None)
+    return True
 
 
 def _announce(info: ConnectionInfo, path: str, created: bool, settings: KernelSettings) -> None:
@@ -144,6 +181,9 @@ def _runtime_options(settings: KernelSettings) -> RuntimeOptions:
         output_cache_entries=settings.output_cache_entries,
         output_cache_bytes=settings.output_cache_bytes,
         history=lambda: _history_store(settings),
+        traceback_mode=settings.traceback_mode,
+        traceback_colors=settings.traceback_colors,
+        traceback_hide_libraries=settings.traceback_hide_libraries,
     )
 
 
@@ -179,21 +219,26 @@ def _install_runtime(settings: KernelSettings, runtime: Runtime) -> None:
     install_input_hook(runtime.raw_input)
 
 
-def _abandon(grace: float | None) -> None:
+def _abandon(grace: float | None, info: ConnectionInfo) -> None:
     """Exit at once (an orphaned kernel whose main thread is stuck), ending children first."""
     from fastkernel.lifecycle import terminate_children
+    from fastkernel.transport.sockets import remove_ipc_files
 
     try:
         if grace is not None:
             terminate_children(grace)
+        remove_ipc_files(info)  # os._exit closes no socket, so libzmq removes none
     finally:
         os._exit(1)
 
 
-def _serve(server: KernelServer, kernel: Kernel, created_path: str | None, grace: float | None) -> int:
+def _serve(
+    server: KernelServer, kernel: Kernel, info: ConnectionInfo, created_path: str | None, grace: float | None
+) -> int:
     """Serve until stopped; then end the cells' child processes (``grace``: seconds they get
     between SIGTERM and SIGKILL; None leaves them running) and close everything."""
     from fastkernel.lifecycle import enable_crash_dumps, terminate_children
+    from fastkernel.transport.sockets import remove_ipc_files
 
     saved = sys.stdout, sys.stderr
     enable_crash_dumps()  # before fd 2 goes to the capture pipe: dumps reach the real stderr
@@ -214,6 +259,7 @@ def _serve(server: KernelServer, kernel: Kernel, created_path: str | None, grace
             terminate_children(grace)  # after the shutdown reply: the frontend is not kept waiting
         signal.set_wakeup_fd(-1)
         server.close()
+        remove_ipc_files(info)
         sys.stdout, sys.stderr = saved
         if created_path is not None and os.path.exists(created_path):
             os.unlink(created_path)

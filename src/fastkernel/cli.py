@@ -129,6 +129,32 @@ class FastKernelApp(Application):
         "so output switching between stdout and stderr stays under jupyter_server's iopub rate "
         "limit; order within each stream is kept. 0: no bound.",
     ).tag(config=True)
+    registration_timeout = Float(
+        DEFAULTS.registration_timeout,
+        min=0.1,
+        help="Seconds the kernel waits for the launcher to acknowledge its ports when started "
+        "with a JEP 66 registration file (a connection file with registration_port); it exits "
+        "with an error after that.",
+    ).tag(config=True)
+
+    traceback_mode = CaselessStrEnum(
+        ["Minimal", "Plain", "Context", "Verbose", "Docs"],
+        DEFAULTS.traceback_mode,
+        help="How errors are shown (%xmode changes it in a session): Minimal (the exception line), "
+        "Plain (Python's layout), Context (source lines around each frame), Verbose (and the "
+        "frames' variables), Docs (and the functions' docstrings).",
+    ).tag(config=True)
+    traceback_colors = CaselessStrEnum(
+        ["auto", "on", "off"],
+        DEFAULTS.traceback_colors,
+        help="ANSI colours in tracebacks: auto (on unless the NO_COLOR environment variable is set), "
+        "on, off.",
+    ).tag(config=True)
+    traceback_hide_libraries = Bool(
+        DEFAULTS.traceback_hide_libraries,
+        help="Fold frames of installed libraries and the standard library that lie between user "
+        "frames into one line with their count.",
+    ).tag(config=True)
 
     aliases = {
         "f": "FastKernelApp.connection_file",
@@ -146,6 +172,10 @@ class FastKernelApp(Application):
         "history-max-sessions": "FastKernelApp.history_max_sessions",
         "history-max-rows": "FastKernelApp.history_max_rows",
         "terminate-children-grace": "FastKernelApp.terminate_children_grace",
+        "registration-timeout": "FastKernelApp.registration_timeout",
+        "traceback-mode": "FastKernelApp.traceback_mode",
+        "xmode": "FastKernelApp.traceback_mode",
+        "traceback-colors": "FastKernelApp.traceback_colors",
         "log-level": "Application.log_level",
     }
     flags = {
@@ -167,6 +197,10 @@ class FastKernelApp(Application):
         "no-terminate-children": (
             {"FastKernelApp": {"terminate_children": False}},
             "Leave the processes that cells started running at shutdown.",
+        ),
+        "hide-library-frames": (
+            {"FastKernelApp": {"traceback_hide_libraries": True}},
+            "Fold library frames between user frames in tracebacks into one line.",
         ),
         "no-capture-fd-output": (
             {"FastKernelApp": {"capture_fd_output": False}},

@@ -95,7 +95,9 @@ def handle(kernel: Kernel, msg: dict[str, Any]) -> None:
         return
     assert isinstance(content, dict)
     manager = _get_comm_manager()
-    with output_to(msg):
+    # Under the interpreter's display lock: a handler on a subshell thread waits while the main
+    # shell formats an object for display or runs its post_execute hooks (figures drawn).
+    with output_to(msg), kernel.interpreter.display_lock:
         if msg["msg_type"] == "comm_open":
             target_name = content.get("target_name")
             comm = Comm(comm_id=comm_id, primary=False, target_name=str(target_name))

@@ -96,5 +96,10 @@ class Core(Protocol):
         """Whether user code is on the stack of the thread ``thread_id`` (default: the calling one)."""
         ...
 
-    def refuse(self, msg: Message, ename: str, evalue: str) -> None:
-        """Answer a shell request without running it: busy, an error reply, idle."""
+    def refuse(self, msg: Message, ename: str, evalue: str, channel: str = "shell") -> None:
+        """Answer a request from ``channel`` without running it: busy, an error reply, idle."""
+
+    def runs_on_control_worker(self, msg_type: str) -> bool:
+        """Whether a ``msg_type`` request on control runs on the control worker thread (it runs
+        user code, as an execute_request does) rather than on the control thread itself."""
+        ...

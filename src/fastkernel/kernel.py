@@ -48,6 +48,10 @@ LIGHT_REQUESTS = frozenset(
         "shutdown_request",
     }
 )
+# Shell requests that control serves too (ipykernel does): on the control worker thread.
+CONTROL_WORKER_REQUESTS = frozenset(
+    {"execute_request", "complete_request", "inspect_request", "history_request"}
+)
 
 
 def debugpy_importable() -> bool:
@@ -70,6 +74,9 @@ class RuntimeOptions(NamedTuple):
     output_cache_entries: int = DEFAULTS.output_cache_entries
     output_cache_bytes: int = DEFAULTS.output_cache_bytes
     history: Callable[[], HistoryStore] | None = None  # the input history (None: in memory)
+    traceback_mode: str = DEFAULTS.traceback_mode
+    traceback_colors: str = DEFAULTS.traceback_colors
+    traceback_hide_libraries: bool = DEFAULTS.traceback_hide_libraries
 
 
 class Kernel:
@@ -125,6 +132,9 @@ class Kernel:
             "list_subshell_request": self.list_subshell_request,
             "usage_request": self.usage_request,
             "debug_request": self.debug_request,
+            # As ipykernel serves them on control too; they run on the control worker thread
+            # (transport/control.py), so control keeps answering interrupts meanwhile.
+            **{msg_type: self.shell_handlers[msg_type] for msg_type in CONTROL_WORKER_REQUESTS},
         }
         self._debugger: Debugger | None = None  # made by the first debug_request (control thread)
         self._debugpy_found: bool | None = None
@@ -250,6 +260,7 @@ class Kernel:
         """Handle one request from ``channel`` ("shell" or "control")."""
         msg_type = msg["msg_type"]
         starttrace.mark("first_request")
+        self._local.channel = channel  # where abort_queued answers (control worker: control)
         if channel == "shell" and msg_type not in LIGHT_REQUESTS:
             self.runtime  # noqa: B018  # built before the first request that runs or reads code
         if channel == "shell" and msg_type in COMM_MESSAGES:  # no reply, but busy and idle
@@ -414,22 +425,26 @@ class Kernel:
         # stop_on_error: once the reply is out, answer what was queued behind the failed cell
         return reply._replace(then=self.abort_queued) if abort else reply
 
-    def refuse(self, msg: Message, ename: str, evalue: str) -> None:
-        """Answer a shell request without running it (a deleted or unknown subshell)."""
+    def runs_on_control_worker(self, msg_type: str) -> bool:
+        return msg_type in CONTROL_WORKER_REQUESTS
+
+    def refuse(self, msg: Message, ename: str, evalue: str, channel: str = "shell") -> None:
+        """Answer a request without running it (a deleted or unknown subshell, a kernel stopping)."""
         self.publish_status("busy", msg)
         content = error_content(ename, evalue)
         if msg["msg_type"] == "execute_request":
             content["execution_count"] = self.execution_count
         try:
-            self.send_reply("shell", msg, Reply(content, {"status": "error"}))
+            self.send_reply(channel, msg, Reply(content, {"status": "error"}))
         finally:
             self.publish_status("idle", msg)
 
     def abort_queued(self) -> None:
         """Answer already-queued execute requests without running them (stop_on_error)."""
+        channel = getattr(self._local, "channel", "shell")
         for queued in self.outlet.drain_shell():
             if queued["msg_type"] != "execute_request":
-                self.dispatch("shell", queued)
+                self.dispatch(channel, queued)
                 continue
             self.publish_status("busy", queued)
             if self.stop_on_error_reply == "aborted":
@@ -437,5 +452,5 @@ class Kernel:
             else:
                 content = error_content("ExecutionAborted", "not run: an earlier cell failed (stop_on_error)")
                 content["execution_count"] = self.execution_count
-            self.send_reply("shell", queued, Reply(content, {"status": content["status"]}))
+            self.send_reply(channel, queued, Reply(content, {"status": content["status"]}))
             self.publish_status("idle", queued)

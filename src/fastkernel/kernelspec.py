@@ -27,7 +27,9 @@ def kernel_json(
         "language": "python",
         "interrupt_mode": "signal",
         "kernel_protocol_version": PROTOCOL_VERSION,
-        "metadata": {"debugger": True},
+        # jupyter_client 8.9+ provisions CurveZMQ keys for kernels that declare this
+        # (transport_encryption "auto" or "required"; see docs/security.md).
+        "metadata": {"debugger": True, "supported_encryption": ["curve"]},
     }
     if env:
         spec["env"] = env

@@ -17,6 +17,7 @@ from fastkernel.interpreter.core import Interpreter
 from fastkernel.interpreter.importhooks import after_import
 from fastkernel.interpreter.inputs import StdinNotImplementedError
 from fastkernel.interpreter.streams import CURRENT_CELL, OUTPUT_TARGET, KernelStream
+from fastkernel.interpreter.tracebacks import TracebackStyle, parse_mode
 from fastkernel.logs import log
 from fastkernel.messages import Message, error_content, utcnow_iso
 from fastkernel.outputs import StreamCoalescer
@@ -67,6 +68,11 @@ class Runtime:
             publish_display=self.publish_display,
             # with history off (--no-history) the magics read this session's In instead
             input_history=self.history_store if self.history_store.enabled else None,
+            traceback_style=TracebackStyle(
+                parse_mode(options.traceback_mode),
+                options.traceback_colors.lower(),
+                options.traceback_hide_libraries,
+            ),
         )
         self.interpreter.history.set_limits(options.output_cache_entries, options.output_cache_bytes)
         self.streams = StreamCoalescer(
@@ -143,7 +149,7 @@ class Runtime:
         self.kernel.publish(msg_type, content, target)
 
     def publish_result(self, value: Any) -> None:
-        data, metadata = self.interpreter.formatter.format(value)
+        data, metadata = self.interpreter.formatter.format(value, strict_text=True)
         self.interpreter.history.record_output(value)  # _, Out[n], _n when the cell stores history
         if not data:  # it displayed itself (_ipython_display_): no execute_result, as in IPython
             return

@@ -40,6 +40,10 @@ class KernelSettings(NamedTuple):
     history_max_rows: int = 100_000
     max_stream_message: int = 1 << 20
     max_stream_rate: int = 300
+    registration_timeout: float = 10.0
+    traceback_mode: str = "Context"
+    traceback_colors: str = "auto"
+    traceback_hide_libraries: bool = False
     log_level: int = 20  # logging.INFO
 
 

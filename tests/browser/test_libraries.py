@@ -37,7 +37,13 @@ def test_lab_renders_tqdm_plotly_and_ipympl(open_in_lab: OpenNotebook) -> None:
     nb.run_cell(2, timeout_ms=60_000)
     canvas = nb.outputs(2).locator(".jupyter-matplotlib, .jupyter-matplotlib-figure")
     expect(canvas.first).to_be_visible(timeout=30_000)
-    expect(nb.outputs(2).locator("canvas").first).to_be_visible()
-    # Not asserted: that the figure's pixels arrive. With JupyterLab's comms over subshells they
-    # arrived in 1 of 4 runs here (3 of 3 with them off); see the note.
+    drawn = nb.outputs(2).locator("canvas").first
+    expect(drawn).to_be_visible()
+    # The kernel sends the figure's pixels over the widget's comm: wait until they are drawn.
+    nb.page.wait_for_function(
+        "c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        " for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) return true; return false; }",
+        arg=drawn.element_handle(),
+        timeout=30_000,
+    )
     nb.screenshot("ipympl-figure")

@@ -2,7 +2,8 @@
 
 Notebooks written for ipykernel must run unchanged on fastkernel. Each notebook in
 ``notebooks/`` runs under both kernels in the same test run; the normalized outputs of every
-cell (stream text per stream, MIME types, text/plain, error names) must be equal. Every
+cell (stream text per stream, MIME types, text/plain, error names and the last line of their
+traceback without colours) must be equal. Every
 message fastkernel sends during its run is validated against the spec.
 """
 
@@ -36,6 +37,8 @@ NEEDS = {
 # A cell tagged "text-differs" (its source says why) is compared by output kinds and MIME types
 # only: its text names things that differ between the kernels by design (cell file names).
 TEXT_DIFFERS = "text-differs"
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colours in tracebacks
 
 # What legitimately differs between two runs, whatever the kernel.
 _VOLATILE = [
@@ -71,8 +74,9 @@ def normalize(output: dict[str, Any], workdir: str = "") -> tuple[Any, ...]:
     kind = output["output_type"]
     if kind == "stream":
         return (kind, output["name"], _clean(output["text"], workdir))
-    if kind == "error":
-        return (kind, output["ename"])
+    if kind == "error":  # the name, and the last line of the traceback as a reader sees it
+        lines = _ANSI.sub("", "\n".join(output["traceback"])).rstrip().splitlines()
+        return (kind, output["ename"], _clean(lines[-1] if lines else "", workdir))
     data = output.get("data", {})
     return (kind, tuple(sorted(data)), _clean(str(data.get("text/plain", "")), workdir))
 

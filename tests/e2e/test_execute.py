@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from tests.harness import Execution, KernelHarness
@@ -227,3 +228,20 @@ def test_requests_are_answered_in_order(kernel: KernelHarness) -> None:
         assert reply["content"]["status"] == "ok"
         ex = Execution(reply, kernel.collect_iopub(msg_id))
         assert ex.of_type("execute_result")[0]["content"]["data"]["text/plain"] == str(i * 10)
+
+
+def test_a_result_whose_repr_raises_fails_the_cell_as_in_python(kernel: KernelHarness) -> None:
+    kernel.execute("class BrokenRepr:\n    def __repr__(self):\n        1 / 0")
+    ex = kernel.execute("BrokenRepr()")
+    assert ex.content["status"] == "error" and ex.content["ename"] == "ZeroDivisionError"
+    assert ex.types == ["status", "execute_input", "error", "status"]  # no execute_result
+    traceback = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(ex.of_type("error")[0]["content"]["traceback"]))
+    assert "__repr__" in traceback and "1 / 0" in traceback and "fastkernel" not in traceback
+    # display() of it still shows what it can, with a line on stderr, as IPython's display does
+    shown = kernel.execute("from IPython.display import display\ndisplay(BrokenRepr())")
+    assert shown.content["status"] == "ok"
+    assert (
+        shown.of_type("display_data")[0]["content"]["data"]["text/plain"]
+        == "<BrokenRepr object (repr failed)>"
+    )
+    assert "BrokenRepr.__repr__ raised ZeroDivisionError" in shown.stream_text("stderr")

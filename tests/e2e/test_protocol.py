@@ -182,14 +182,6 @@ def test_unknown_non_request_type_is_ignored(kernel: KernelHarness) -> None:
     assert kernel.drain_iopub(timeout=0.1) == []
 
 
-def test_execute_request_on_control_is_refused_with_a_reply(kernel: KernelHarness) -> None:
-    msg_id = kernel.send("execute_request", {"code": "1"}, channel="control")
-    reply = kernel.get_reply(msg_id, channel="control", timeout=10)
-    assert reply["content"]["status"] == "error"
-    kernel.collect_iopub(msg_id, timeout=10)
-    _assert_kernel_works(kernel)
-
-
 @pytest.mark.parametrize("content", [b"{not json", b"\xff\xfe", b""], ids=["bad-json", "bad-utf8", "empty"])
 def test_unparseable_content_gets_one_error_reply(kernel: KernelHarness, content: bytes) -> None:
     msg_id = kernel.send_frames("execute_request", content=content)

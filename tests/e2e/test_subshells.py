@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import Execution, KernelHarness
+from tests.harness import Execution, KernelHarness, stream_text
 from tests.spec import validate
 
 TIMEOUT = 20
@@ -263,3 +263,83 @@ def test_main_shell_replies_survive_subshells_coming_and_going(shells: Shells) -
         assert sorted(shells.collect_replies(len(sent))) == sorted(sent)
         for msg_id in sent:
             assert shells.replies.pop(msg_id)["content"]["status"] == "ok"
+
+
+def _comm_msg_on(shells: Shells, subshell_id: str, comm_id: str, data: dict[str, Any]) -> str:
+    msg = shells.h.kc.session.msg("comm_msg", {"comm_id": comm_id, "data": data})
+    msg["header"]["subshell_id"] = subshell_id
+    shells.h.kc.shell_channel.send(msg)
+    return str(msg["header"]["msg_id"])
+
+
+SLOW_RENDER = """\
+import threading, ipywidgets as w
+handled, rendering = threading.Event(), []
+
+class Slow:
+    def _repr_html_(self):
+        rendering.append(True)
+        print('render started', flush=True)
+        handled.wait(1)  # the window in which a handler racing this render would run
+        rendering.pop()
+        return '<b>slow</b>'
+
+s = w.IntSlider(value=1)
+
+def on_value(change):
+    print('during render' if rendering else 'after render', change['new'])
+    handled.set()
+
+s.observe(on_value, 'value')
+"""
+
+
+def test_a_widget_handler_on_a_subshell_waits_for_the_main_shell_to_finish_rendering(
+    shells: Shells,
+) -> None:
+    """A library's repr may leave an object half-built while it renders (matplotlib unsets a
+    canvas's manager while it saves a PNG): a comm handler never runs in the middle of it."""
+    pytest.importorskip("ipywidgets")
+    shells.h.execute(SLOW_RENDER + "s")
+    comm_id = shells.h.execute("print(s.model_id)").stream_text().strip()
+    sub = shells.create()
+    render = shells.send("Slow()")
+    shells.h.wait_for_iopub(
+        lambda m: m["msg_type"] == "stream" and m["parent_header"].get("msg_id") == render
+    )
+    update = _comm_msg_on(
+        shells, sub, comm_id, {"method": "update", "state": {"value": 3}, "buffer_paths": []}
+    )
+    assert shells.collect_replies(1) == [render]
+    shown = shells.finish(render)
+    assert shown.of_type("execute_result")[0]["content"]["data"]["text/html"] == "<b>slow</b>"
+    handler_output = shells.h.collect_iopub(update)
+    assert stream_text(handler_output) == "after render 3\n"
+
+
+def test_ipympl_figure_pixels_arrive_when_its_view_talks_over_a_subshell(shells: Shells) -> None:
+    """What JupyterLab does with comms over subshells: the figure's view, rendered from the
+    cell's result, asks for the image on a subshell while the main shell ends the cell."""
+    pytest.importorskip("ipympl")
+    sub = shells.create()
+    cell = shells.send(
+        "%matplotlib widget\nimport matplotlib.pyplot as plt\n"
+        "fig, ax = plt.subplots(figsize=(3, 2))\nax.plot([1, 2, 3], [1, 4, 9])\nfig.canvas"
+    )
+    result = shells.h.wait_for_iopub(
+        lambda m: m["msg_type"] == "execute_result" and m["parent_header"].get("msg_id") == cell
+    )
+    canvas = result["content"]["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
+    asks = [
+        _comm_msg_on(shells, sub, canvas, {"method": "custom", "content": {"type": kind}})
+        for kind in ("refresh", "send_image_mode", "initialized", "draw")
+    ]
+    image = shells.h.wait_for_iopub(
+        lambda m: (
+            m["msg_type"] == "comm_msg" and m["parent_header"].get("msg_id") in asks and bool(m["buffers"])
+        )
+    )
+    assert bytes(image["buffers"][0]).startswith(b"\x89PNG")
+    for ask in asks:
+        assert not [m for m in shells.h.collect_iopub(ask) if m["msg_type"] == "error"]
+    assert shells.collect_replies(1) == [cell]

@@ -60,7 +60,7 @@ pytestmark = pytest.mark.timeout(60)
 class Console:
     """One ``jupyter console`` process on a pty, with the pid of the kernel it started."""
 
-    def __init__(self, tmp_path: Path, *args: str) -> None:
+    def __init__(self, tmp_path: Path, *args: str, colors: bool = False) -> None:
         self.runtime_dir = tmp_path / "runtime"
         env = frontend_env(
             TERM="dumb",
@@ -68,7 +68,7 @@ class Console:
             JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
             JUPYTER_DATA_DIR=str(tmp_path / "data"),
             IPYTHONDIR=str(tmp_path / "ipython"),
-            NO_COLOR="1",
+            NO_COLOR="" if colors else "1",  # the kernel inherits it: coloured tracebacks or not
         )
         self.child = pexpect.spawn(
             str(BIN_DIR / "jupyter-console"),
@@ -175,6 +175,26 @@ def test_console_round_trip_and_ctrl_d_exit(simple_console: Console) -> None:
     console.child.expect_exact("Do you really want to exit ([y]/n)?")
     console.child.sendline("y")
     console.expect_shutdown()
+
+
+def test_console_shows_coloured_tracebacks_and_xmode(tmp_path: Path) -> None:
+    console = Console(tmp_path, "--simple-prompt", colors=True)
+    try:
+        console.start()
+        console.child.sendline("def half_inv(x): return 1 / (x / 2)")
+        console.prompt(2)
+        console.child.sendline("half_inv(0)")
+        console.prompt(3)
+        raw = console.child.before
+        assert "\x1b[1;31mZeroDivisionError\x1b[0m" in raw and "\x1b[1;32m----> 1\x1b[0m" in raw
+        text = plain(raw)
+        assert "Cell In[2], line 1\n----> 1 half_inv(0)" in text
+        assert "Cell In[1], line 1, in half_inv" in text
+        assert text.rstrip().endswith("ZeroDivisionError: float division by zero")
+        assert console.run("%xmode Minimal", 4).strip() == "Exception reporting mode: Minimal"
+        assert console.run("half_inv(0)", 5).strip() == "ZeroDivisionError: float division by zero"
+    finally:
+        console.close()
 
 
 def test_console_exit_call_ends_session(simple_console: Console) -> None:

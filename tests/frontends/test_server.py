@@ -78,6 +78,16 @@ class Server:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
+    yield from _serve(tmp_path)
+
+
+@pytest.fixture
+def curve_server(tmp_path: Path) -> Iterator[Server]:
+    """A server whose kernels are started with CurveZMQ keys (jupyter_server 2.18+)."""
+    yield from _serve(tmp_path, "--MappingKernelManager.transport_encryption=required")
+
+
+def _serve(tmp_path: Path, *options: str) -> Iterator[Server]:
     root = tmp_path / "root"
     root.mkdir()
     port = free_port()
@@ -103,6 +113,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
                 f"--ServerApp.root_dir={root}",
                 "--ServerApp.terminals_enabled=False",
                 *(["--allow-root"] if os.geteuid() == 0 else []),
+                *options,
             ],
             env=env,
             cwd=str(root),
@@ -250,3 +261,28 @@ def test_execute_through_jupyter_server(server: Server) -> None:
     status, kernels = server.request("GET", "/api/kernels")
     assert status == 200
     assert kernels == []
+
+
+def test_execute_through_jupyter_server_with_transport_encryption(
+    curve_server: Server, tmp_path: Path
+) -> None:
+    status, kernel = curve_server.request("POST", "/api/kernels", {"name": KERNEL_NAME})
+    assert status == 201, (status, kernel, curve_server.log())
+    kernel_id = kernel["id"]
+    (connection_file,) = (tmp_path / "runtime").glob(f"kernel-{kernel_id}.json")
+    info = json.loads(connection_file.read_text())
+    assert len(info["curve_publickey"]) == len(info["curve_secretkey"]) == 40, "no CurveZMQ keys"
+    channels = Channels(curve_server, kernel_id)
+    try:
+        reply, iopub = channels.execute("print('encrypted')\n6 * 7")
+        assert reply["content"]["status"] == "ok", reply
+        types = [m["msg_type"] for m in iopub]
+        assert types == ["status", "execute_input", "stream", "execute_result", "status"], types
+        assert iopub[2]["content"] == {"name": "stdout", "text": "encrypted\n"}
+        assert iopub[3]["content"]["data"]["text/plain"] == "42"
+        status, model = curve_server.request("GET", f"/api/kernels/{kernel_id}")
+        assert status == 200 and model["execution_state"] == "idle", model
+    finally:
+        channels.close()
+        status, body = curve_server.request("DELETE", f"/api/kernels/{kernel_id}")
+    assert status == 204, (status, body)

@@ -411,6 +411,7 @@ def test_binding_beyond_loopback_warns_that_traffic_is_not_encrypted(start: Call
     kernel.ready()
     warning = [line for line in kernel.stop().splitlines() if "0.0.0.0" in line]
     assert warning and "WARNING" in warning[0] and "NOT encrypted" in warning[0], kernel.stderr
+    assert "transport_encryption='required'" in warning[0], "the warning names no remedy"
 
 
 @pytest.mark.parametrize(

@@ -265,3 +265,71 @@ def test_empty_variables_count_as_unset(clean_env: pytest.MonkeyPatch, tmp_path:
     clean_env.setenv("JUPYTER_DATA_DIR", "")
     clean_env.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     assert runtime_dir() == tmp_path / "xdg" / "jupyter" / "runtime"
+
+
+# -- CurveZMQ keys and JEP 66 registration files ----------------------------------------------
+
+PUBLIC, SECRET = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7", "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6"
+
+
+def test_reads_curve_keys_and_writes_them_back(tmp_path: Path) -> None:
+    data = {**PORTS, "key": "k", "curve_publickey": PUBLIC, "curve_secretkey": SECRET}
+    info = read_connection_file(write_json(tmp_path / "k.json", data))
+    assert info.curve is not None
+    assert (info.curve.public, info.curve.secret) == (PUBLIC.encode(), SECRET.encode())
+    assert info.extra == {}
+    written = info.to_dict()
+    assert (written["curve_publickey"], written["curve_secretkey"]) == (PUBLIC, SECRET)
+
+
+def test_no_curve_keys_means_no_encryption(tmp_path: Path) -> None:
+    data = {**PORTS, "key": "k", "curve_publickey": None}
+    info = read_connection_file(write_json(tmp_path / "k.json", data))
+    assert info.curve is None
+    assert "curve_publickey" not in info.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"curve_publickey": PUBLIC}, "curve_publickey is given without curve_secretkey"),
+        ({"curve_secretkey": SECRET}, "curve_secretkey is given without curve_publickey"),
+        ({"curve_publickey": PUBLIC[:-1], "curve_secretkey": SECRET}, "40-character Z85"),
+        ({"curve_publickey": PUBLIC, "curve_secretkey": SECRET[:-1] + "~"}, "40-character Z85"),
+        ({"curve_publickey": 7, "curve_secretkey": SECRET}, "40-character Z85"),
+    ],
+)
+def test_bad_curve_keys_are_clear_errors(tmp_path: Path, fields: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConnectionError_, match=message):
+        read_connection_file(write_json(tmp_path / "k.json", {**PORTS, "key": "k", **fields}))
+
+
+def test_registration_file_lets_the_kernel_pick_its_ports(tmp_path: Path) -> None:
+    data = {"transport": "tcp", "ip": "127.0.0.1", "key": "k", "registration_port": 6000}
+    info = read_connection_file(write_json(tmp_path / "k.json", data))
+    assert info.registration_port == 6000
+    assert info.picked_ports and set(info.ports.values()) == {0}
+
+
+def test_documented_registration_file_binds_on_its_registration_ip(tmp_path: Path) -> None:
+    data = {"kernel_id": "k1", "registration_ip": "127.0.0.2", "registration_port": 6000, "key": "k"}
+    info = read_connection_file(write_json(tmp_path / "k.json", data))
+    assert info.ip == "127.0.0.2"
+    assert info.registration_port == 6000
+
+
+def test_kallichore_null_key_is_an_empty_key(tmp_path: Path) -> None:
+    info = read_connection_file(write_json(tmp_path / "k.json", {"key": None, "registration_port": 6000}))
+    assert info.key == b""
+
+
+@pytest.mark.parametrize("port", [0, -1, 70000, "6000", True])
+def test_bad_registration_port_is_a_clear_error(tmp_path: Path, port: Any) -> None:
+    with pytest.raises(ConnectionError_, match="registration_port must be an integer 1-65535"):
+        read_connection_file(write_json(tmp_path / "k.json", {"key": "k", "registration_port": port}))
+
+
+def test_ipc_paths_name_the_socket_files() -> None:
+    info = ConnectionInfo(transport="ipc", ip="/run/k-ipc", ports={"shell": 1, "iopub": 2, "hb": 0})
+    assert info.ipc_paths() == ["/run/k-ipc-1", "/run/k-ipc-2"]
+    assert ConnectionInfo(ports={"shell": 1}).ipc_paths() == []

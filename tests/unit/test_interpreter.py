@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from fastkernel.interpreter.core import CellOutcome, Interpreter
+from fastkernel.interpreter.tracebacks import TracebackStyle
 
 
 class Cells:
@@ -52,7 +53,10 @@ class Cells:
 @pytest.fixture
 def cells() -> Iterator[Cells]:
     displayed: list[Any] = []
-    interpreter = Interpreter(on_result=displayed.append)
+    # Python's own layout without colours: these tests check which frames and labels a traceback
+    # has; the %xmode modes and colours have tests of their own (tests/e2e/test_tracebacks.py).
+    plain = TracebackStyle(mode="Plain", colors="off")
+    interpreter = Interpreter(on_result=displayed.append, traceback_style=plain)
     interpreter.install_as_main()
     try:
         yield Cells(interpreter, displayed)

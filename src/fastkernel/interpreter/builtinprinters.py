@@ -60,6 +60,18 @@ def _sequence(start: str, end: str) -> BuiltinPrinter:
     return write
 
 
+def sorted_for_display(items: Any) -> list[Any]:
+    """Sorted if the items can be; else sorted by their str() (mixed types, as IPython does); else as
+    they are. Never a half-sorted list: ``list.sort`` may leave one when a comparison fails."""
+    items = list(items)
+    for key in (None, str):
+        try:
+            return sorted(items, key=key)
+        except Exception:  # an item that cannot be compared, or whose str() raises
+            continue
+    return items
+
+
 def _set(start: str, end: str, empty: str) -> BuiltinPrinter:
     def write(obj: Any, p: Printer, cycle: bool) -> None:
         if cycle:
@@ -68,10 +80,7 @@ def _set(start: str, end: str, empty: str) -> BuiltinPrinter:
         if not obj:
             p.text(empty)
             return
-        items = list(obj)
-        with contextlib.suppress(Exception):  # unorderable items: in the set's own order
-            items.sort()
-        _items(obj, p, start, end, items)
+        _items(obj, p, start, end, sorted_for_display(obj))
 
     return write
 

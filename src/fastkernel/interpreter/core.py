@@ -9,6 +9,7 @@ import __future__ as future_module
 
 import ast
 import builtins
+import dataclasses
 import sys
 import threading
 import time
@@ -32,11 +33,11 @@ from fastkernel.interpreter.hooks import (
 from fastkernel.interpreter.inputhistory import InputHistory, SessionInputs
 from fastkernel.interpreter.magics.transform import MAGICS, strip_leading_indent, transform_cell
 from fastkernel.interpreter.outcache import OutputCache
-from fastkernel.interpreter.pdbsupport import debug_cell_error, end_pdb_session, remember_error
+from fastkernel.interpreter.pdbsupport import cut_pdb_frames, debug_cell_error, end_pdb_session
 from fastkernel.interpreter.peakrss import peak_rss_bytes
 from fastkernel.interpreter.shell import FastKernelShell
 from fastkernel.interpreter.sources import CellSources, has_trailing_semicolon
-from fastkernel.interpreter.tracebacks import CellError, format_error
+from fastkernel.interpreter.tracebacks import CellError, TracebackStyle, format_error
 
 if TYPE_CHECKING:
     import asyncio
@@ -76,6 +77,7 @@ class Interpreter:
         on_result: ResultHook | None = None,
         publish_display: Publisher | None = None,
         input_history: InputHistory | None = None,
+        traceback_style: TracebackStyle | None = None,
     ) -> None:
         """An interpreter with a fresh ``__main__`` namespace, not installed yet.
 
@@ -89,6 +91,8 @@ class Interpreter:
             ``get_ipython().showtraceback()`` writes to stderr.
         input_history
             What %history, %save, %load, %recall and %rerun read; None: this session's ``In``.
+        traceback_style
+            How errors are shown (``%xmode``, colours); None: Context mode, coloured unless NO_COLOR.
         """
         self.module = types.ModuleType("__main__", doc="fastkernel user namespace")
         self.namespace: dict[str, Any] = self.module.__dict__
@@ -100,6 +104,7 @@ class Interpreter:
         self.publish_display = publish_display
         self.history = OutputCache(self.namespace)  # In, Out, _, __, ___, _N, _iN
         self.input_history: InputHistory = input_history or SessionInputs(self.history)
+        self.traceback_style = traceback_style or TracebackStyle()
         self.autoawait, self.async_runner = True, "asyncio"  # %autoawait: allowed; asyncio or trio
         self.future_flags = 0
         self.sources = CellSources()
@@ -111,6 +116,11 @@ class Interpreter:
         # stack (what SIGINT may interrupt on the main thread), and its running cell's payload.
         self._cell = threading.local()
         self.executing_threads: set[int] = set()  # idents of the threads where user code runs
+        # Held while an object is formatted for display and while post_execute hooks run (they
+        # draw figures), and by comm handlers: a widget callback on a subshell thread never sees
+        # an object the main shell is halfway through rendering (matplotlib unsets a canvas's
+        # manager while it saves a PNG; ipympl's callbacks then fail).
+        self.display_lock = threading.RLock()
         self._previous_main: types.ModuleType | None = None
         self._cancel_hooks: list[Callable[[], None]] = []
         self.events = EventManager()  # pre/post_execute, pre/post_run_cell (IPython's names)
@@ -245,7 +255,7 @@ class Interpreter:
         """MIME bundles for results and displays (``get_ipython().display_formatter``), made on first use."""
         from fastkernel.interpreter.formatting import DisplayFormatter
 
-        return DisplayFormatter()
+        return DisplayFormatter(self.display_lock)
 
     @cached_property
     def magics(self) -> Magics:
@@ -342,17 +352,19 @@ class Interpreter:
         end_pdb_session()  # a pdb session that stepped past the cell's end ends with it
         outcome.duration_s = time.perf_counter() - started
         if raised is not None:
-            remember_error(raised)  # for %debug and pdb.pm()
+            cut_pdb_frames(raised)  # q at a pdb prompt: the traceback ends at the user's line
             outcome.error_shown = self.shell.show_cell_error(raised)
             if self.auto_pdb and not isinstance(raised, KeyboardInterrupt):
                 outcome.error_shown = debug_cell_error(self, raised, outcome.error_shown)
         result = ExecutionResult(info, count if store_history else None, error_in_exec=raised)
-        self.events.trigger("post_execute")
+        with self.display_lock:
+            self.events.trigger("post_execute")
         if display:
             self.events.trigger("post_run_cell", result)
         self._payload = None
         result.error_in_exec = None
         if raised is not None:
+            self.shell.remember_error(raised)  # sys.last_value & co., for %tb and post-mortem
             outcome.error = self.format_exception(raised)
             raised = None  # its traceback holds this frame: do not keep the cycle alive
         peak_after = peak_rss_bytes()
@@ -376,9 +388,13 @@ class Interpreter:
         """``exit()`` in a cell: ask the frontend, through the reply's payload, to end the session."""
         self.add_payload({"source": "ask_exit", "keepkernel": keep_kernel})
 
-    def format_exception(self, exc: BaseException) -> CellError:
+    def format_exception(self, exc: BaseException, mode: str | None = None) -> CellError:
+        """``exc`` as an error output, in ``mode`` (default: the current ``%xmode``)."""
         self.sources.ensure_cached()
-        return format_error(exc, self.labels)
+        style = self.traceback_style
+        if mode is not None and mode != style.mode:
+            style = dataclasses.replace(style, mode=mode)
+        return format_error(exc, self.labels, style)
 
     def evaluate(self, expression: str) -> tuple[Bundle, Bundle]:
         """Evaluate one user expression and format its value (errors propagate)."""

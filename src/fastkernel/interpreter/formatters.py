@@ -232,25 +232,31 @@ class PlainTextFormatter(BaseFormatter):
         self.max_seq_length = 1000
 
     def __call__(self, obj: Any) -> Any:
+        """The text, or for a repr that raises a placeholder (and a line on stderr), as IPython's
+        formatters swallow errors; a cell's result uses :meth:`text`, which raises."""
         if not self.enabled:
             return None
         try:
-            if not self.pprint or (type(obj) in SCALARS and not self.has_printers()):
-                return repr(obj)
-            from fastkernel.interpreter import builtinprinters  # on the first result that needs it
-
-            if not self.has_printers():
-                text = builtinprinters.quick_text(obj, self.max_width, self.max_seq_length)
-                if text is not None:
-                    return text
-            from fastkernel.interpreter.pretty import Printer
-
-            printer = Printer(self.dispatch, self.max_width, self.newline, self.max_seq_length)
-            printer.pretty(obj)
-            return printer.getvalue()
+            return self.text(obj)
         except Exception as err:
             report(obj, "__repr__", err)
             return f"<{type(obj).__name__} object (repr failed)>"
+
+    def text(self, obj: Any) -> str:
+        """``obj`` as text; raises what its repr (or printer) raises."""
+        if not self.pprint or (type(obj) in SCALARS and not self.has_printers()):
+            return repr(obj)
+        from fastkernel.interpreter import builtinprinters  # on the first result that needs it
+
+        if not self.has_printers():
+            text = builtinprinters.quick_text(obj, self.max_width, self.max_seq_length)
+            if text is not None:
+                return text
+        from fastkernel.interpreter.pretty import Printer
+
+        printer = Printer(self.dispatch, self.max_width, self.newline, self.max_seq_length)
+        printer.pretty(obj)
+        return printer.getvalue()
 
     def dispatch(self, obj: Any, p: Printer, cycle: bool) -> None:
         """Write ``obj`` to ``p``: its registered printer, else as IPython would."""

@@ -17,6 +17,7 @@ Binary data (PNG, JPEG, PDF as bytes) is base64-encoded, as the message spec wan
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from fastkernel.interpreter.running import current
@@ -27,7 +28,7 @@ Bundle = dict[str, Any]
 class DisplayFormatter:
     """``get_ipython().display_formatter``: an object's ``(data, metadata)`` MIME bundle."""
 
-    def __init__(self) -> None:
+    def __init__(self, lock: threading.RLock | None = None) -> None:
         from fastkernel.interpreter.formatters import (  # with the first result, not at kernel start
             IPythonDisplayFormatter,
             MimeBundleFormatter,
@@ -37,6 +38,8 @@ class DisplayFormatter:
         self.formatters: dict[str, Any] = default_formatters()
         self.ipython_display_formatter = IPythonDisplayFormatter()
         self.mimebundle_formatter = MimeBundleFormatter()
+        # Formatting runs a library's repr code: one thread at a time (see Interpreter.display_lock).
+        self.lock = lock if lock is not None else threading.RLock()
 
     def __repr__(self) -> str:
         return "<fastkernel DisplayFormatter>"
@@ -46,8 +49,18 @@ class DisplayFormatter:
         """The MIME types of the enabled formatters."""
         return [mime for mime, f in self.formatters.items() if getattr(f, "enabled", True)]
 
-    def format(self, obj: Any, include: Any = None, exclude: Any = None) -> tuple[Bundle, Bundle]:
-        """Return ``(data, metadata)`` for ``obj``; both empty when it displayed itself."""
+    def format(
+        self, obj: Any, include: Any = None, exclude: Any = None, *, strict_text: bool = False
+    ) -> tuple[Bundle, Bundle]:
+        """Return ``(data, metadata)`` for ``obj``; both empty when it displayed itself.
+
+        With ``strict_text`` (a cell's result) a text/plain repr that raises raises here, so the
+        cell fails as in Python's REPL and IPython 9; otherwise a placeholder stands in for it.
+        """
+        with self.lock:
+            return self._format(obj, include, exclude, strict_text)
+
+    def _format(self, obj: Any, include: Any, exclude: Any, strict_text: bool) -> tuple[Bundle, Bundle]:
         if self.ipython_display_formatter(obj):
             return {}, {}
         data, metadata = self.mimebundle_formatter(obj, include=include, exclude=exclude)
@@ -57,7 +70,8 @@ class DisplayFormatter:
         for mime, formatter in list(self.formatters.items()):
             if not _wanted(mime, include, exclude) or (mime in data and not _registered(formatter, obj)):
                 continue
-            value = formatter(obj)
+            strict = strict_text and mime == "text/plain" and getattr(formatter, "enabled", False)
+            value = formatter.text(obj) if strict and hasattr(formatter, "text") else formatter(obj)
             md = None
             if isinstance(value, tuple) and len(value) == 2:
                 value, md = value

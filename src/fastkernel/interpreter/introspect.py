@@ -185,3 +185,67 @@ def inspect_reply(
         "data": {"text/plain": describe(obj, detail_level, name, labels)},
         "metadata": {},
     }
+
+
+# IPython's ``object_inspect`` keys, all present (None when not known), as libraries read them.
+INFO_KEYS = (
+    "base_class",
+    "call_def",
+    "call_docstring",
+    "class_docstring",
+    "definition",
+    "docstring",
+    "file",
+    "found",
+    "init_definition",
+    "init_docstring",
+    "isalias",
+    "isclass",
+    "ismagic",
+    "length",
+    "name",
+    "namespace",
+    "source",
+    "string_form",
+    "subclasses",
+    "type_name",
+)
+
+
+def object_info(
+    name: str, found: bool, obj: Any, detail_level: int = 0, labels: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """What IPython's ``get_ipython().object_inspect(name)`` returns, for ``obj`` found as ``name``."""
+    info: dict[str, Any] = dict.fromkeys(INFO_KEYS)
+    info.update(name=name, found=found, isalias=False, ismagic=False, isclass=False)
+    if not found:
+        return info
+    labels = labels or {}
+    instance = _is_instance(obj)
+    is_class = inspect.isclass(obj)
+    signature = _signature(obj) if callable(obj) else ""
+    info.update(
+        namespace="Interactive",
+        type_name=type(obj).__name__,
+        base_class=str(type(obj)),
+        string_form=_string_form(obj),
+        isclass=is_class or None,
+        file=_file(obj, labels) or None,
+        docstring=inspect.getdoc(obj),  # an instance without one of its own: its class's
+        length=str(_length(obj)) if _length(obj) is not None else None,
+        source=(_source(obj) or None) if detail_level >= 1 and not instance else None,
+    )
+    if is_class:
+        info["init_definition"] = f"{name}{signature}" if signature else None
+        init = getattr(obj, "__init__", None)
+        if init is not None and init is not object.__init__:
+            info["init_docstring"] = inspect.getdoc(init)
+    elif instance:
+        class_doc = inspect.getdoc(type(obj))
+        info["class_docstring"] = class_doc if class_doc != info["docstring"] else None
+        if callable(obj) and signature:
+            info["call_def"] = f"{name}{signature}"
+            info["call_docstring"] = inspect.getdoc(type(obj).__call__)
+    elif signature:
+        info["definition"] = f"{name}{signature}"
+    return info

@@ -95,18 +95,12 @@ def end_pdb_session() -> None:
         debugger.set_quit()  # its frames drop the tracer at their next line
 
 
-def remember_error(exc: BaseException) -> None:
-    """Keep a cell's exception where ``%debug``, ``pdb.pm()`` and ``%tb`` look: ``sys.last_*``.
-
-    The BdbQuit of ``q`` at a pdb prompt loses pdb's own frames: its traceback ends in the
-    user's line where pdb was quit.
-    """
+def cut_pdb_frames(exc: BaseException) -> None:
+    """The BdbQuit of ``q`` at a pdb prompt loses pdb's own frames: its traceback (shown, and
+    kept for ``%tb`` and ``%debug``) ends in the user's line where pdb was quit."""
     bdb = sys.modules.get("bdb")
     if bdb is not None and isinstance(exc, bdb.BdbQuit):
         _cut_at_file(exc.__traceback__, bdb.__file__ or "")
-    sys.last_type, sys.last_value, sys.last_traceback = type(exc), exc, exc.__traceback__
-    if sys.version_info >= (3, 12):
-        sys.last_exc = exc
 
 
 def _cut_at_file(tb: TracebackType | None, filename: str) -> None:
@@ -138,7 +132,7 @@ def debug_cell_error(interpreter: Interpreter, exc: BaseException, shown: bool) 
     """``%pdb on``: show the cell's error now (an error output, unless ``shown``), then pdb
     post-mortem on it. Returns True: the error has been shown."""
     if not shown:
-        interpreter.shell.showtraceback((type(exc), exc, exc.__traceback__))
+        interpreter.shell.show_error(exc)
     try:
         post_mortem(exc.__traceback__)
     except Exception as err:  # e.g. StdinNotImplementedError: the frontend takes no input

@@ -28,6 +28,12 @@ if TYPE_CHECKING:
 ExcInfo = tuple[Any, Any, Any]
 
 
+def _set_last(etype: Any, value: Any, tb: Any) -> None:
+    sys.last_type, sys.last_value, sys.last_traceback = etype, value, tb
+    if sys.version_info >= (3, 12):
+        sys.last_exc = value
+
+
 def _target(parent: Any) -> Any:
     """The output target for a parent request given to ``set_parent``."""
     if not parent:
@@ -222,10 +228,17 @@ class FastKernelShell:
             value, tb = getattr(sys, "last_value", None), getattr(sys, "last_traceback", None)
         if etype is None:
             raise ValueError("No exception to find")
-        sys.last_type, sys.last_value, sys.last_traceback = etype, value, tb
-        if sys.version_info >= (3, 12):
-            sys.last_exc = value
+        _set_last(etype, value, tb)
         return etype, value, tb
+
+    def remember_error(self, exc: BaseException) -> None:
+        """Make a cell's exception the last one: ``sys.last_value`` (``sys.last_exc``), its type,
+        and its traceback from the first user frame (so ``pdb.pm()`` and ``%tb`` find the cell)."""
+        _set_last(type(exc), exc, user_traceback(exc.__traceback__))
+
+    def show_error(self, exc: BaseException, mode: str | None = None) -> None:
+        """Show ``exc`` as an ``error`` output of the running cell, in ``mode`` (default: %xmode)."""
+        self._showtraceback(type(exc), exc, self.interpreter.format_exception(exc, mode).traceback)
 
     def show_cell_error(self, exc: BaseException) -> bool:
         """Show a cell's exception with a replaced ``showtraceback``/``_showtraceback``, if any.
@@ -244,6 +257,32 @@ class FastKernelShell:
 
     def showsyntaxerror(self, filename: str | None = None, running_compiled_code: bool = False) -> None:
         self.showtraceback()
+
+    # -- object help ----------------------------------------------------------------
+
+    def object_inspect(self, oname: str, detail_level: int = 0) -> dict[str, Any]:
+        """IPython's dict of facts about ``oname`` (a dotted name; ``found`` False if unknown)."""
+        from fastkernel.interpreter.introspect import object_info
+        from fastkernel.interpreter.livenames import resolve_dotted
+
+        found, obj = resolve_dotted(oname.strip(), self.user_ns)
+        return object_info(oname, found, obj, detail_level, self.interpreter.labels)
+
+    def object_inspect_text(self, oname: str, detail_level: int = 0) -> str:
+        """The text ``oname?`` shows (``??`` with ``detail_level`` 1); KeyError if there is no such name."""
+        return self.object_inspect_mime(oname, detail_level)["text/plain"]
+
+    def object_inspect_mime(
+        self, oname: str, detail_level: int = 0, omit_sections: Any = ()
+    ) -> dict[str, Any]:
+        """``{"text/plain": ...}`` for ``oname``, as an inspect_reply's data; KeyError if unknown."""
+        from fastkernel.interpreter.introspect import describe
+        from fastkernel.interpreter.livenames import resolve_dotted
+
+        found, obj = resolve_dotted(oname.strip(), self.user_ns)
+        if not found:
+            raise KeyError(oname)  # IPython's error for a name it cannot find
+        return {"text/plain": describe(obj, detail_level, oname, self.interpreter.labels)}
 
     # -- GUI and matplotlib ---------------------------------------------------------
 

@@ -1,11 +1,17 @@
-"""Connection files: read, create (mode 0600) and write back the real ports."""
+"""Connection files: read, create (mode 0600) and write back the real ports.
+
+A connection file names the kernel's five ports (0: the kernel picks one and writes it back).
+It may also carry CurveZMQ keys (``curve_publickey``/``curve_secretkey``, Z85: the kernel's
+sockets are then curve servers), and instead of ports a ``registration_port``: a JEP 66
+registration file, after which the kernel picks its ports and reports them (handshake.py).
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import stat
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from fastkernel.logs import log
 
@@ -15,10 +21,19 @@ if TYPE_CHECKING:
     PathLike = str | os.PathLike[str]
 
 CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
+Z85_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#")
+CURVE_FIELDS = ("curve_publickey", "curve_secretkey")
 
 
 class ConnectionError_(Exception):
     """The connection file is missing, unreadable or malformed."""
+
+
+class CurveKeys(NamedTuple):
+    """The kernel's CurveZMQ key pair, Z85-encoded (40 ASCII characters each)."""
+
+    public: bytes
+    secret: bytes
 
 
 class ConnectionInfo:
@@ -33,6 +48,7 @@ class ConnectionInfo:
         ports: dict[str, int] | None = None,
         kernel_name: str = "",
         extra: dict[str, Any] | None = None,
+        curve: CurveKeys | None = None,
     ) -> None:
         self.transport = transport
         self.ip = ip
@@ -41,6 +57,7 @@ class ConnectionInfo:
         self.ports = ports if ports is not None else {c: 0 for c in CHANNELS}
         self.kernel_name = kernel_name
         self.extra = extra if extra is not None else {}
+        self.curve = curve  # None: plain sockets, as without encryption
         # Port 0 asks the kernel to pick one: the real ports are then written back to the file.
         self.picked_ports = 0 in self.ports.values()
 
@@ -69,7 +86,22 @@ class ConnectionInfo:
             signature_scheme=self.signature_scheme,
             kernel_name=self.kernel_name,
         )
+        if self.curve is not None:  # the file is the owner's only (0600), as for the key
+            data["curve_publickey"] = self.curve.public.decode("ascii")
+            data["curve_secretkey"] = self.curve.secret.decode("ascii")
         return data
+
+    @property
+    def registration_port(self) -> int | None:
+        """The launcher's registration port when this is a JEP 66 registration file, else None."""
+        port = self.extra.get("registration_port")
+        return port if isinstance(port, int) and not isinstance(port, bool) else None
+
+    def ipc_paths(self) -> list[str]:
+        """The socket files of an ipc transport (none for tcp)."""
+        if self.transport != "ipc":
+            return []
+        return [f"{self.ip}-{port}" for port in self.ports.values() if port]
 
 
 def _int_port(data: dict[str, Any], channel: str, path: PathLike) -> int:
@@ -77,6 +109,38 @@ def _int_port(data: dict[str, Any], channel: str, path: PathLike) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 65535:
         raise ConnectionError_(f"{path}: {channel}_port must be an integer 0-65535, got {value!r}")
     return value
+
+
+def _curve_keys(data: dict[str, Any], path: PathLike) -> CurveKeys | None:
+    """The CurveZMQ keys of a connection file: both or neither, each 40 Z85 characters."""
+    given = [name for name in CURVE_FIELDS if data.get(name) not in (None, "")]
+    if not given:
+        return None
+    if len(given) == 1:
+        missing = next(name for name in CURVE_FIELDS if name not in given)
+        raise ConnectionError_(f"{path}: {given[0]} is given without {missing}: give both or neither")
+    keys = []
+    for name in CURVE_FIELDS:
+        value = data[name]
+        if not isinstance(value, str) or len(value) != 40 or not Z85_CHARS.issuperset(value):
+            raise ConnectionError_(f"{path}: {name} must be a 40-character Z85 string (zmq.curve_keypair())")
+        keys.append(value.encode("ascii"))
+    return CurveKeys(*keys)
+
+
+def _check_registration(data: dict[str, Any], path: PathLike) -> None:
+    """A registration file names its registration port and no kernel port (JEP 66)."""
+    if "registration_port" not in data:
+        return
+    port = data["registration_port"]
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port <= 65535:
+        raise ConnectionError_(f"{path}: registration_port must be an integer 1-65535, got {port!r}")
+    given = [f"{c}_port" for c in CHANNELS if data.get(f"{c}_port")]
+    if given:
+        raise ConnectionError_(
+            f"{path}: a registration file (registration_port) lets the kernel pick its own ports, "
+            f"but this one also names {', '.join(given)}"
+        )
 
 
 def read_connection_file(path: PathLike) -> ConnectionInfo:
@@ -92,15 +156,20 @@ def read_connection_file(path: PathLike) -> ConnectionInfo:
     transport = data.get("transport", "tcp")
     if transport not in ("tcp", "ipc"):
         raise ConnectionError_(f"{path}: transport must be 'tcp' or 'ipc', got {transport!r}")
-    known = {"transport", "ip", "key", "signature_scheme", "kernel_name"} | {f"{c}_port" for c in CHANNELS}
+    _check_registration(data, path)
+    known = {"transport", "ip", "key", "signature_scheme", "kernel_name", *CURVE_FIELDS}
+    known |= {f"{c}_port" for c in CHANNELS}
+    # jupyter_client's documented registration file names the address registration_ip.
+    ip = data.get("ip") or data.get("registration_ip")
     return ConnectionInfo(
         transport=transport,
-        ip=str(data.get("ip") or ("kernel-ipc" if transport == "ipc" else "127.0.0.1")),
-        key=str(data.get("key", "")).encode("utf-8"),
+        ip=str(ip or ("kernel-ipc" if transport == "ipc" else "127.0.0.1")),
+        key=str(data.get("key") or "").encode("utf-8"),  # Kallichore writes null for no key
         signature_scheme=str(data.get("signature_scheme") or "hmac-sha256"),
         ports={c: _int_port(data, c, path) for c in CHANNELS},
         kernel_name=str(data.get("kernel_name", "")),
         extra={k: v for k, v in data.items() if k not in known},
+        curve=_curve_keys(data, path),
     )
 
 
@@ -194,11 +263,13 @@ def file_is_private(path: str, allow_insecure: bool) -> bool:
 
 
 def warn_if_exposed(info: ConnectionInfo) -> None:
-    """Warn loudly when the ports are reachable from other machines: signed is not encrypted."""
-    if reachable_from_network(info):
+    """Warn loudly when the ports are reachable from other machines without encryption."""
+    if reachable_from_network(info) and info.curve is None:
         log.warning(
             "binding to %s, which other machines can reach: messages are signed but NOT encrypted, "
             "so anyone on the network path can read code, outputs and data, and anyone who learns "
-            "the key can run code. Prefer 127.0.0.1 with an SSH tunnel.",
+            "the key can run code. Encrypt the transport: start the kernel with "
+            "transport_encryption='required' (jupyter_client 8.9+: CurveZMQ keys in the connection "
+            "file), or bind 127.0.0.1 and use an SSH tunnel. See docs/security.md.",
             info.ip,
         )

@@ -9,7 +9,7 @@ import zmq
 from fastkernel.logs import log
 from fastkernel.transport.connection import ConnectionInfo
 from fastkernel.transport.daplink import hide_from_debugger
-from fastkernel.transport.sockets import bind
+from fastkernel.transport.sockets import listen
 
 
 class Heartbeat(threading.Thread):
@@ -21,9 +21,7 @@ class Heartbeat(threading.Thread):
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.linger = 0
-        if ":" in info.ip:
-            self.sock.ipv6 = True
-        self.port = bind(self.sock, info, "hb")
+        self.port = listen(self.sock, info, "hb")  # a curve server too when info has keys
         self._ctrl_in = self.ctx.socket(zmq.PAIR)
         self._ctrl_in.bind(f"inproc://hb-control-{id(self)}")
         self._ctrl_out = self.ctx.socket(zmq.PAIR)

@@ -39,6 +39,11 @@ fastkernel-shell        shell, once a        (subshells.py) only once a subshell
 fastkernel-subshell-ID  nothing             (subshells.py) one per subshell: runs that
                                             subshell's requests from its queue, in order,
                                             beside the main thread and the others.
+fastkernel-control-     nothing             (subshells.py) only once control got a request
+worker                                      that runs user code (execute_request; ipykernel
+                                            serves shell requests on control too): runs
+                                            them in order, like a subshell; its replies go
+                                            out through the control thread.
 fastkernel-debugpy      a TCP connection    (daplink.py) only once a debug_request started
                         to debugpy's        the debugger: reads DAP responses and events
                         adapter             from debugpy's adapter, hands responses to the
@@ -47,7 +52,8 @@ fastkernel-debugpy      a TCP connection    (daplink.py) only once a debug_reque
                                             thread sends on the connection; so it never
                                             waits on the main thread, which may be stopped
                                             at a breakpoint. debugpy adds threads of its
-                                            own; the kernel's threads above (but subshells)
+                                            own; the kernel's threads (all but those that
+                                            run user code: subshells, the control worker)
                                             are marked so that it neither traces nor stops
                                             them (``hide_from_debugger``).
 fastkernel-fdcapture    the read ends of    (fdcapture.py) only with fd capture on: reads
@@ -153,7 +159,11 @@ class KernelServer:
                 send_frames(self.sockets.stdin, frames)
             return
         if channel == "control":
-            send_frames(self.sockets.control, frames)
+            control = self._control
+            if control is None or threading.current_thread() is control:
+                send_frames(self.sockets.control, frames)
+            else:  # the control worker's reply: the control thread sends it
+                control.post(frames)
             return
         with self.shell_lock:
             if not self.routed:  # the main thread owns the socket and is the one calling
@@ -231,7 +241,10 @@ class KernelServer:
         return self._router
 
     def stop_subshells(self) -> None:
-        """(shutdown) End the subshells, answering their queued requests, then the router."""
+        """(shutdown) End the subshells and the control worker, answering their queued
+        requests, then the router."""
+        if self._control is not None:
+            self._control.stop_worker()  # its replies go out through the control thread
         router = self._router
         if router is not None and router.is_alive():
             router.stop_all()  # their replies go out through the router, still running
@@ -325,18 +338,6 @@ class KernelServer:
         finally:
             self.served.set()  # the control thread's watch of an orphaned kernel waits for this
 
-    def receive_all(self, channel: str, core: Core) -> None:
-        """Handle every request waiting on control (called by its owner thread)."""
-        sock = self.sockets.control
-        while not self.stopping:
-            try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            msg = self.parse(frames, channel)
-            if msg is not None:
-                self.dispatch_safely(channel, msg, core)
-
     def dispatch_safely(self, channel: str, msg: Message, core: Core) -> None:
         try:
             core.dispatch(channel, msg)
@@ -353,6 +354,9 @@ class KernelServer:
 
     def _serve_inbox(self, core: Core) -> None:
         self.iopub_thread.start_batch()
+        # The signal wakeup fd (app.py) wakes the idle poll; while requests run it is lent out,
+        # so a library that sets its own (trio.run) finds none set and does not warn of a clash.
+        wakeup_fd = signal.set_wakeup_fd(-1)
         try:
             while self._main_inbox and not self.stopping:
                 msg = self.parse(self._main_inbox.popleft(), "shell")
@@ -364,6 +368,7 @@ class KernelServer:
                 else:
                     self.dispatch_safely("shell", msg, core)
         finally:
+            signal.set_wakeup_fd(wakeup_fd, warn_on_full_buffer=False)
             self.iopub_thread.end_batch()
 
     def _serve_shell(self, core: Core) -> None:
@@ -418,6 +423,8 @@ class KernelServer:
             self.iopub_thread.join(timeout=5)
         if self._control is not None:
             self._control.join(timeout=5)
+            if not self._control.is_alive():
+                self._control.send_posted()  # worker replies posted as it ended: the socket is free
         self.heartbeat.stop()
         self._rejects.flush()
         self.sockets.close()

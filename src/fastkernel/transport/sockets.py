@@ -1,17 +1,63 @@
-"""The four message sockets, made and bound from the connection info (the heartbeat has its own)."""
+"""Where the kernel's sockets are made server-side and bound: the four message sockets here,
+the heartbeat (heartbeat.py) through the same :func:`listen`.
+
+Everything a listening socket needs before its bind is in :func:`listen`: CurveZMQ server keys
+(curve must be set before bind, or the first peers connect in plain text), IPv6, and for the
+ipc transport socket files only their owner can open. Issue 15 (ports in a given range, keys
+the kernel makes itself) changes this one function.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import zmq
 
-from fastkernel.transport.connection import ConnectionInfo
+from fastkernel.transport.connection import ConnectionError_, ConnectionInfo, CurveKeys
 
 
-def bind(sock: zmq.Socket[Any], info: ConnectionInfo, channel: str) -> int:
-    """Bind ``sock`` for ``channel``; port 0 picks a free port. Return the real port."""
+def check_curve(keys: CurveKeys) -> None:
+    """Raise ConnectionError_ unless libzmq has CURVE and ``keys`` are a key pair."""
+    if not zmq.has("curve"):
+        raise ConnectionError_(
+            "the connection file carries CurveZMQ keys, but this libzmq was built without CURVE "
+            "(libsodium): install a pyzmq wheel, which has it, or start the kernel without encryption"
+        )
+    try:
+        public = zmq.curve_public(keys.secret)
+    except zmq.ZMQError as err:
+        raise ConnectionError_(f"curve_secretkey is not a valid CurveZMQ secret key: {err}") from None
+    if public != keys.public:
+        raise ConnectionError_("curve_publickey is not the public key of curve_secretkey")
+
+
+@contextlib.contextmanager
+def _owner_only() -> Iterator[None]:
+    """Files created meanwhile (ipc socket files) get no group or other permissions.
+
+    The umask is process-wide: this runs on the start path, before any thread that creates files.
+    """
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def listen(sock: zmq.Socket[Any], info: ConnectionInfo, channel: str) -> int:
+    """Make ``sock`` a server (curve when ``info`` has keys) and bind it for ``channel``.
+
+    Port 0 picks a free port (tcp) or a free socket file name (ipc). Return the real port.
+    """
+    if info.curve is not None:
+        sock.curve_secretkey = info.curve.secret
+        sock.curve_publickey = info.curve.public
+        sock.curve_server = True
+    if ":" in info.ip:
+        sock.ipv6 = True
     port = info.ports[channel]
     if info.transport == "tcp":
         if port == 0:
@@ -23,8 +69,18 @@ def bind(sock: zmq.Socket[Any], info: ConnectionInfo, channel: str) -> int:
         port = 1
         while os.path.exists(f"{info.ip}-{port}"):
             port += 1
-    sock.bind(info.address(channel, port))
+    with _owner_only():
+        sock.bind(info.address(channel, port))
+    os.chmod(f"{info.ip}-{port}", 0o600)  # whatever mode libzmq gave it
     return port
+
+
+def remove_ipc_files(info: ConnectionInfo) -> None:
+    """Remove the ipc socket files (libzmq removes them when it closes a socket cleanly; this
+    covers the exits where it does not: an abandoned kernel's ``os._exit``, a stuck thread)."""
+    for path in info.ipc_paths():
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
 
 def _router(ctx: zmq.Context[Any], max_bytes: int) -> zmq.Socket[Any]:
@@ -48,9 +104,7 @@ class KernelSockets:
         self.iopub.setsockopt(zmq.XPUB_VERBOSE, 1)
         self.iopub.sndhwm = 0  # never drop output; coalescing keeps the queue short
         for name, sock in self.by_channel().items():
-            if ":" in info.ip:
-                sock.ipv6 = True
-            info.ports[name] = bind(sock, info, name)
+            info.ports[name] = listen(sock, info, name)
 
     def by_channel(self) -> dict[str, zmq.Socket[Any]]:
         return {"shell": self.shell, "control": self.control, "stdin": self.stdin, "iopub": self.iopub}

@@ -14,6 +14,7 @@ outbox, so the socket keeps one owner.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -38,6 +39,8 @@ JOIN_S = 2.0  # how long deleting an idle subshell waits for its thread to end
 class SubshellThread(threading.Thread):
     """Runs one subshell's requests in order, concurrently with the main shell and the others."""
 
+    channel = "shell"  # where its requests came from and its replies go
+
     def __init__(
         self, subshell_id: str, server: KernelServer, core: Core, on_exit: Callable[[], None]
     ) -> None:
@@ -48,30 +51,41 @@ class SubshellThread(threading.Thread):
         self.on_exit = on_exit
         self.busy = False
         self.done = False
-        self._queue: deque[Frames] = deque()
+        self._queue: deque[Frames | Message] = deque()  # frames, or messages parsed already
         self._ready = threading.Condition()
         self._stopping = False
 
-    def put(self, frames: Frames) -> bool:
+    def put(self, request: Frames | Message) -> bool:
         """Queue a request; False once the subshell is being deleted (the caller answers it)."""
         with self._ready:
             if self._stopping:
                 return False
-            self._queue.append(frames)
+            self._queue.append(request)
             self._ready.notify()
             return True
 
-    def stop(self, interrupt: bool = False) -> None:
-        """End after the running request; the queued ones get error replies.
-
-        With ``interrupt``, user code running on this thread gets a KeyboardInterrupt (shutdown):
-        pure-Python code stops at once, a blocking call when it returns.
-        """
+    def stop(self) -> None:
+        """End after the running request; the queued ones get error replies."""
         with self._ready:
             self._stopping = True
             self._ready.notify()
-        if interrupt and self.ident is not None and self.core.executing(self.ident):
-            raise_in_thread(self.ident, KeyboardInterrupt)
+
+    def end(self, timeout: float) -> None:
+        """(shutdown) Stop, interrupt the user code this thread runs, and wait up to ``timeout``
+        for the thread to end. Pure-Python code stops at once, a blocking call when it returns.
+
+        A request may be between its execute_input and its user code: the KeyboardInterrupt is
+        raised once user code runs, and only once, so it never lands in the kernel's handling
+        of the first one.
+        """
+        self.stop()
+        deadline = time.monotonic() + timeout
+        interrupted = False
+        while self.is_alive() and time.monotonic() < deadline:
+            if not interrupted and self.ident is not None and self.core.executing(self.ident):
+                raise_in_thread(self.ident, KeyboardInterrupt)
+                interrupted = True
+            self.join(0.02)
 
     def drain(self) -> list[Message]:
         """Queued requests, taken off the queue (stop_on_error: abort them)."""
@@ -91,17 +105,36 @@ class SubshellThread(threading.Thread):
             msg = self._parse(frames)
             try:
                 if msg is not None:
-                    self.server.dispatch_safely("shell", msg, self.core)
+                    self.server.dispatch_safely(self.channel, msg, self.core)
             except KeyboardInterrupt:  # an interrupt at shutdown that landed outside user code
                 log.debug("subshell %s interrupted between requests", self.subshell_id)
             self.busy = False
         for msg in self.drain():
-            self.core.refuse(msg, "SubshellDeleted", f"subshell {self.subshell_id} was deleted")
+            self.core.refuse(msg, *self.refusal(), channel=self.channel)
         self.done = True
         self.on_exit()
 
-    def _parse(self, frames: Frames) -> Message | None:
-        return self.server.parse(frames, "shell")
+    def refusal(self) -> tuple[str, str]:
+        """The error (ename, evalue) that requests still queued at the end are answered with."""
+        return "SubshellDeleted", f"subshell {self.subshell_id} was deleted"
+
+    def _parse(self, request: Frames | Message) -> Message | None:
+        return request if isinstance(request, dict) else self.server.parse(request, self.channel)
+
+
+class ControlWorker(SubshellThread):
+    """Runs the requests on control that run user code (execute_request, as ipykernel serves
+    it there too), in order, so the control thread itself keeps answering interrupts and
+    shutdowns meanwhile. Like a subshell it shares the namespace, and SIGINT does not reach it."""
+
+    channel = "control"
+
+    def __init__(self, server: KernelServer, core: Core) -> None:
+        super().__init__("control", server, core, on_exit=lambda: None)
+        self.name = "fastkernel-control-worker"
+
+    def refusal(self) -> tuple[str, str]:
+        return "KernelShuttingDown", "the kernel stopped before running this control request"
 
 
 class ShellRouter(threading.Thread):
@@ -157,9 +190,9 @@ class ShellRouter(threading.Thread):
         with self._lock:
             threads, self._subshells = list(self._subshells.values()), {}
         for thread in threads:
-            thread.stop(interrupt=True)
+            thread.stop()
         for thread in threads:
-            thread.join(JOIN_S)
+            thread.end(JOIN_S)
 
     # -- the socket (this thread) ------------------------------------------------------
 

@@ -33,6 +33,7 @@ MODULES = (
     "extensions",
     "subshell",
     "debugging",
+    "errors",
 )
 LINE: dict[str, Callable[..., Any]] = {}
 CELL: dict[str, Callable[..., Any]] = {}
