@@ -166,3 +166,14 @@ def test_rich_inspect_and_copy_to_globals_in_a_stopped_frame(dap: DapClient) -> 
     dap.ok("continue", threadId=thread)
     assert kernel.get_reply(msg_id)["content"]["status"] == "ok"
     assert result(ok(kernel, "copied")) == "[1, 2, 3]"
+
+
+def test_thread_events_reach_iopub(dap: DapClient) -> None:
+    ok(
+        dap.kernel,
+        "import threading\nworker = threading.Thread(target=lambda: None)\nworker.start(); worker.join()",
+    )
+    started = dap.event("thread")
+    assert started["reason"] == "started" and isinstance(started["threadId"], int)
+    events = [m for m in dap.kernel.stray if m["msg_type"] == "debug_event"]
+    assert events and all(m["parent_header"]["msg_type"] == "debug_request" for m in events)
