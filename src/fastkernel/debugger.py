@@ -32,6 +32,8 @@ from fastkernel.interpreter.debugcells import (
     VariableTree,
     end_stepping,
     is_user_variable,
+    loaded_modules,
+    page,
 )
 from fastkernel.logs import log
 
@@ -42,11 +44,11 @@ Dap = dict[str, Any]
 REQUEST_TIMEOUT_S = 30.0
 ATTACH_TIMEOUT_S = 30.0
 FASTKERNEL_DIR = os.path.dirname(os.path.abspath(__file__))
+EVERY_THREAD_CONTINUED: Dap = {"type": "event", "seq": 0, "event": "continued"}
 # Requests that need debugpy running; the others are answered by the kernel at any time.
 LOCAL_COMMANDS = frozenset(
     {"debugInfo", "dumpCell", "inspectVariables", "richInspectVariables", "variables", "modules", "source"}
 )
-STEP_COMMANDS = frozenset({"continue", "next", "stepIn", "stepOut", "stepBack", "reverseContinue"})
 
 
 def response(request: Dap, success: bool = True, body: Any = None, message: str | None = None) -> Dap:
@@ -61,19 +63,6 @@ def response(request: Dap, success: bool = True, body: Any = None, message: str 
     if message is not None:
         reply["message"] = message
     return reply
-
-
-def page(variables: list[Dap], arguments: Dap) -> list[Dap]:
-    """The page ``start``/``count`` asks for, which debugpy ignores: its groups ("special
-    variables", ``len()``: no ``evaluateName`` of an item) come with the first page only."""
-    start, count = arguments.get("start"), arguments.get("count")
-    if not isinstance(start, int) and not isinstance(count, int):
-        return variables
-    start = start if isinstance(start, int) and start > 0 else 0
-    items = [v for v in variables if str(v.get("evaluateName", "")).endswith("]")]
-    groups = [v for v in variables if not str(v.get("evaluateName", "")).endswith("]")]
-    end = start + count if isinstance(count, int) and count > 0 else len(items)
-    return (groups if start == 0 else []) + items[start:end]
 
 
 class Debugger:
@@ -120,6 +109,9 @@ class Debugger:
             if isinstance(err, ConnectionError):
                 self._stopped_session()
             return response(request, False, message=f"{command}: {err}")
+        except Exception as err:  # arguments of the wrong type, a kernel bug: a DAP answer still
+            log.exception("error handling the debug request %r", command)
+            return response(request, False, message=f"{command}: {type(err).__name__}: {err}")
 
     def forward(self, request: Dap, timeout: float = REQUEST_TIMEOUT_S) -> Dap:
         """Send ``request`` to debugpy under a seq of ours; its answer, renumbered as the request."""
@@ -233,12 +225,7 @@ class Debugger:
             was_stopped, self.stopped_threads = bool(self.stopped_threads), set()
         if was_stopped and self.started:
             self.publish_event(
-                {
-                    "type": "event",
-                    "seq": 0,
-                    "event": "continued",
-                    "body": {"threadId": 0, "allThreadsContinued": True},
-                }
+                {**EVERY_THREAD_CONTINUED, "body": {"threadId": 0, "allThreadsContinued": True}}
             )
 
     def close(self) -> None:
@@ -421,15 +408,8 @@ class Debugger:
 
     def do_modules(self, request: Dap) -> Dap:
         arguments = request.get("arguments") or {}
-        modules = [
-            {"id": index, "name": name, "path": path}
-            for index, (name, path) in enumerate(
-                (name, getattr(module, "__file__", None)) for name, module in list(sys.modules.items())
-            )
-            if isinstance(path, str) and path.endswith(".py")
-        ]
+        modules = loaded_modules()
         start = int(arguments.get("startModule", 0) or 0)
         count = int(arguments.get("moduleCount", 0) or 0) or len(modules)
-        return response(
-            request, body={"modules": modules[start : start + count], "totalModules": len(modules)}
-        )
+        body = {"modules": modules[start : start + count], "totalModules": len(modules)}
+        return response(request, body=body)

@@ -140,6 +140,9 @@ def test_requests_before_initialize_fail_clearly(fresh_kernel: KernelHarness) ->
     bad = fresh_kernel.send("debug_request", ["not", "a", "request"], channel="control")
     content = fresh_kernel.get_reply(bad, "control")["content"]
     assert content["success"] is False and "DAP request" in content["message"]
+    odd = dap.request("modules", startModule="first")  # arguments of the wrong type
+    assert odd["success"] is False and odd["message"].startswith("modules: ValueError")
+    assert dap.ok("debugInfo")["isStarted"] is False  # and the kernel serves on
 
 
 def test_missing_debugpy_gives_a_clear_error_reply(fresh_kernel: KernelHarness, tmp_path: Path) -> None:

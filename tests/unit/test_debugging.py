@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from ipykernel.compiler import murmur2_x86
 
-from fastkernel.debugger import page
-from fastkernel.interpreter.debugcells import HASH_SEED, CellFiles, VariableTree, murmur2
+from fastkernel.interpreter.debugcells import HASH_SEED, CellFiles, VariableTree, murmur2, page
 from fastkernel.interpreter.sources import CellSources
 from fastkernel.transport.daplink import FrameReader, encode_frame
 

@@ -8,7 +8,8 @@ itself from ``debugInfo``'s ``hashMethod`` (MurmurHash2 over the UTF-8 bytes), `
 
 :class:`VariableTree` answers ``inspectVariables`` and ``variables`` while nothing is
 stopped (then debugpy has no frame to ask): the user namespace, and the children of
-containers and objects, each under a reference number valid until the next inspection.
+containers and objects, each under a reference number valid until the next inspection;
+:func:`page` applies DAP's ``start``/``count`` paging, which debugpy ignores.
 
 :func:`end_stepping` ends a step that ran past the end of the cell it started in.
 """
@@ -176,6 +177,29 @@ class VariableTree:
             "evaluateName": expression,
             "variablesReference": reference,
         }
+
+
+def page(variables: list[dict[str, Any]], arguments: dict[str, Any]) -> list[dict[str, Any]]:
+    """The page ``start``/``count`` asks for, which debugpy ignores: its groups ("special
+    variables", ``len()``: no ``evaluateName`` of an item) come with the first page only."""
+    start, count = arguments.get("start"), arguments.get("count")
+    if not isinstance(start, int) and not isinstance(count, int):
+        return variables
+    start = start if isinstance(start, int) and start > 0 else 0
+    items = [v for v in variables if str(v.get("evaluateName", "")).endswith("]")]
+    groups = [v for v in variables if not str(v.get("evaluateName", "")).endswith("]")]
+    end = start + count if isinstance(count, int) and count > 0 else len(items)
+    return (groups if start == 0 else []) + items[start:end]
+
+
+def loaded_modules() -> list[dict[str, Any]]:
+    """DAP modules: the loaded modules that have a ``.py`` file, numbered in load order."""
+    named = [(name, getattr(module, "__file__", None)) for name, module in list(sys.modules.items())]
+    return [
+        {"id": index, "name": name, "path": path}
+        for index, (name, path) in enumerate(named)
+        if isinstance(path, str) and path.endswith(".py")
+    ]
 
 
 def bundle_json(value: Any) -> str:
