@@ -17,6 +17,7 @@ user's frames and stepping never enters the kernel.
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 import sys
@@ -88,6 +89,7 @@ class Debugger:
         self._seq = 0
         self._variables: VariableTree | None = None
         self._saved_breakpointhook: Any = None
+        self._hooked = False  # the interpreter names cells by hash and calls _after_cell
 
     # -- requests ----------------------------------------------------------------
 
@@ -100,6 +102,8 @@ class Debugger:
         try:
             if handler is not None and (command in LOCAL_COMMANDS or command == "initialize"):
                 return handler(request)  # type: ignore[no-any-return]
+            if self.started:
+                self._hook_interpreter()
             if not self.started or self.link is None:
                 return response(
                     request, False, message=f"{command}: the debugger is not started (initialize)"
@@ -157,15 +161,21 @@ class Debugger:
             log.exception("could not start debugpy")
             return f"{type(err).__name__}: {err}"
         self.started = True
-        interpreter = self.interpreter()
-        if interpreter is not None:
-            interpreter.sources.name_cells_by(self.cells.write)  # breakpoints bind in cells
-            interpreter.events.register("post_execute", self._after_cell)
+        self._hook_interpreter()
         self._saved_breakpointhook = sys.breakpointhook
         import debugpy
 
         sys.breakpointhook = debugpy.breakpoint  # breakpoint() stops in the visual debugger
         return None
+
+    def _hook_interpreter(self) -> None:
+        """Cells run under their hash-named files, and ``_after_cell`` after each (once the
+        runtime exists: a debugger started before it is hooked by a later request)."""
+        interpreter = self.interpreter()
+        if interpreter is not None and not self._hooked:
+            interpreter.sources.name_cells_by(self.cells.write)  # breakpoints bind in cells
+            interpreter.events.register("post_execute", self._after_cell)
+            self._hooked = True
 
     def do_attach(self, request: Dap) -> Dap:
         arguments = dict(request.get("arguments") or {})
@@ -204,10 +214,11 @@ class Debugger:
         with self._lock:
             self.stopped_threads = set()
         interpreter = self.interpreter()
-        if interpreter is not None:
+        if interpreter is not None and self._hooked:
             interpreter.sources.name_cells_by(None)
-            if self._after_cell in interpreter.events.callbacks["post_execute"]:
+            with contextlib.suppress(ValueError):  # a cell may have unregistered it
                 interpreter.events.unregister("post_execute", self._after_cell)
+        self._hooked = False
         if self._saved_breakpointhook is not None:
             sys.breakpointhook = self._saved_breakpointhook
             self._saved_breakpointhook = None
