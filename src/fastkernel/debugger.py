@@ -35,6 +35,7 @@ from fastkernel.interpreter.debugcells import (
     is_user_variable,
     loaded_modules,
     page,
+    trace_cells,
 )
 from fastkernel.logs import log
 
@@ -174,6 +175,7 @@ class Debugger:
         interpreter = self.interpreter()
         if interpreter is not None and not self._hooked:
             interpreter.sources.name_cells_by(self.cells.write)  # breakpoints bind in cells
+            interpreter.events.register("pre_execute", self._before_cell)  # stays: see trace_cells
             interpreter.events.register("post_execute", self._after_cell)
             self._hooked = True
 
@@ -222,6 +224,10 @@ class Debugger:
         if self._saved_breakpointhook is not None:
             sys.breakpointhook = self._saved_breakpointhook
             self._saved_breakpointhook = None
+
+    def _before_cell(self) -> None:
+        """(pre_execute, the cell's thread) Traced by debugpy while started, else not."""
+        trace_cells(self.started)
 
     def _after_cell(self) -> None:
         """(post_execute, the cell's thread) See ``end_stepping``; a cell that an interrupt

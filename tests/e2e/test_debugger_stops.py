@@ -148,8 +148,8 @@ def test_disconnect_resumes_the_stopped_cell(dap: DapClient) -> None:
     dap.ok("disconnect", restart=False, terminateDebuggee=True)
     assert kernel.get_reply(msg_id)["content"]["status"] == "ok"
     assert stream_text(kernel.collect_iopub(msg_id)) == "yes\n"
-    # the next cell runs untouched, and a new session stops again
-    assert result(ok(kernel, "resumed")) == "'yes'"
+    # the next cells run untraced, as before the debugger started, and a new session stops again
+    assert result(ok(kernel, "import sys; resumed, sys.gettrace()")) == "('yes', None)"
     dap.start()
     dap.breakpoints(code, 2)
     msg_id, thread, _ = run_to_stop(dap, code)

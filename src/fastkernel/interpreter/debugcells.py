@@ -11,7 +11,9 @@ stopped (then debugpy has no frame to ask): the user namespace, and the children
 containers and objects, each under a reference number valid until the next inspection;
 :func:`page` applies DAP's ``start``/``count`` paging, which debugpy ignores.
 
-:func:`end_stepping` ends a step that ran past the end of the cell it started in.
+:func:`end_stepping` ends a step that ran past the end of the cell it started in;
+:func:`trace_cells` keeps debugpy's tracer on cells' threads while the debugger is on, and
+takes it off once it was turned off.
 """
 
 from __future__ import annotations
@@ -214,13 +216,30 @@ def bundle_json(value: Any) -> str:
     return json.dumps({"data": data, "metadata": metadata}, default=str)
 
 
-def end_stepping() -> bool:
-    """(after a cell, while the visual debugger is on) Leave the thread as the next cell needs it.
+def trace_cells(traced: bool) -> None:
+    """(pre_execute, once debugpy was started) The cell's thread traced by debugpy or not.
 
-    A step that ran past the end of the cell ends with the cell (debugpy would stop at the
-    first line of the next cell run); after an interrupt at a breakpoint, which raised
-    KeyboardInterrupt inside debugpy's tracer and so removed it, the thread is traced again.
-    Returns True in that last case: the thread left a stop that nothing resumed.
+    On while the visual debugger is on: again after an interrupt at a breakpoint (it raised
+    KeyboardInterrupt inside debugpy's tracer, which Python then removed). Off once it was
+    turned off (``disconnect``): cells run at full speed again. Another tracer (coverage) is
+    left alone.
+    """
+    tracer = sys.gettrace()
+    if traced and tracer is None:
+        import debugpy
+
+        debugpy.debug_this_thread()
+    elif not traced and type(tracer).__module__.startswith("_pydevd"):
+        import debugpy
+
+        debugpy.trace_this_thread(False)
+
+
+def end_stepping() -> bool:
+    """(post_execute, while the visual debugger is on) A step that ran past the end of the
+    cell ends with the cell (debugpy would stop at the first line of the next cell run).
+
+    Returns True if the thread left a stop that nothing resumed (an interrupt at a breakpoint).
     """
     try:
         from _pydevd_bundle.pydevd_additional_thread_info import set_additional_thread_info
@@ -233,8 +252,4 @@ def end_stepping() -> bool:
     left_a_stop = info.pydev_state != STATE_RUN
     if info.pydev_step_cmd != -1 or left_a_stop:
         internal_run_thread(thread, set_additional_thread_info)
-    if sys.gettrace() is None:
-        import debugpy
-
-        debugpy.debug_this_thread()
     return bool(left_a_stop)
