@@ -229,7 +229,9 @@ def trace_cells(traced: bool) -> None:
         import debugpy
 
         debugpy.debug_this_thread()
-    elif not traced and type(tracer).__module__.startswith("_pydevd"):
+    elif not traced and type(getattr(tracer, "__self__", tracer)).__module__.startswith(
+        ("_pydevd", "pydevd")
+    ):
         import debugpy
 
         debugpy.trace_this_thread(False)
