@@ -72,7 +72,8 @@ def test_jupyterlab_sequence_stops_steps_and_shows_values(fresh_kernel: KernelHa
     assert "a" in names and "get_ipython" not in names and "__builtins__" not in names
     rich = dap.ok("richInspectVariables", variableName="x", frameId=frame)
     assert rich["data"]["text/plain"] == "10"
-    assert dap.ok("evaluate", expression="x * 3", frameId=frame, context="repl")["result"] == "30"
+    for context in ("repl", "hover", "watch"):  # the debug console, a hover, a watch expression
+        assert dap.ok("evaluate", expression="x * 3", frameId=frame, context=context)["result"] == "30"
 
     dap.ok("next", threadId=thread)
     thread, frames = dap.stopped()
