@@ -27,6 +27,7 @@ from fastkernel.requests import BadRequest, Reply, field
 from fastkernel.settings import DEFAULTS
 
 if TYPE_CHECKING:
+    from fastkernel.debugger import Debugger
     from fastkernel.history import HistoryStore
     from fastkernel.interpreter.core import Interpreter
     from fastkernel.interpreter.streams import KernelStream
@@ -51,6 +52,16 @@ LIGHT_REQUESTS = frozenset(
 CONTROL_WORKER_REQUESTS = frozenset(
     {"execute_request", "complete_request", "inspect_request", "history_request"}
 )
+
+
+def debugpy_importable() -> bool:
+    """Whether debugpy can be imported, found without importing it (nor importlib.util: this
+    runs for the first kernel_info_request, before the runtime)."""
+    if "debugpy" in sys.modules:
+        return sys.modules["debugpy"] is not None
+    from importlib.machinery import PathFinder
+
+    return PathFinder.find_spec("debugpy") is not None
 
 
 class RuntimeOptions(NamedTuple):
@@ -120,10 +131,14 @@ class Kernel:
             "delete_subshell_request": self.delete_subshell_request,
             "list_subshell_request": self.list_subshell_request,
             "usage_request": self.usage_request,
+            "debug_request": self.debug_request,
             # As ipykernel serves them on control too; they run on the control worker thread
             # (transport/control.py), so control keeps answering interrupts meanwhile.
             **{msg_type: self.shell_handlers[msg_type] for msg_type in CONTROL_WORKER_REQUESTS},
         }
+        self._debugger: Debugger | None = None  # made by the first debug_request (control thread)
+        self._debugpy_found: bool | None = None
+        self._debug_parent: Message | None = None
 
     @property
     def parent(self) -> Message | None:
@@ -211,6 +226,8 @@ class Kernel:
 
     def close(self) -> None:
         """Publish pending output, stop output capture and write the history (at shutdown)."""
+        if self._debugger is not None:
+            self._debugger.close()
         if self._runtime is not None:
             self._runtime.close()
 
@@ -301,7 +318,26 @@ class Kernel:
     # -- handlers -----------------------------------------------------------------------
 
     def kernel_info_request(self, msg: Message) -> Reply:
-        return Reply(kernel_info_content(supported_features=["kernel subshells"]))
+        if self._debugpy_found is None:  # looked for once, not imported (see debugger.py)
+            self._debugpy_found = debugpy_importable()
+        features = ["kernel subshells", "debugger"] if self._debugpy_found else ["kernel subshells"]
+        return Reply(kernel_info_content(supported_features=features, debugger=self._debugpy_found))
+
+    def debug_request(self, msg: Message) -> Reply:
+        """A DAP request for the visual debugger (fastkernel/debugger.py); the reply is DAP's response."""
+        if self._debugger is None:
+            from fastkernel.debugger import Debugger
+
+            self._debugger = Debugger(
+                self.outlet,
+                lambda event: self.publish("debug_event", event, self._debug_parent),
+                lambda: self._runtime.interpreter if self._runtime is not None else None,
+            )
+        content = msg["content"]
+        if not isinstance(content, dict):  # answered in DAP's shape too: frontends read only that
+            content = {"type": "not a request", "seq": 0, "command": ""}
+        self._debug_parent = msg  # debugpy's events are published as its children
+        return Reply(self._debugger.handle(content))
 
     def create_subshell_request(self, msg: Message) -> Reply:
         return Reply({"status": "ok", "subshell_id": self.outlet.create_subshell()})
