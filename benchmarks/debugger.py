@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 import zmq
-from client import KernelDied, KernelProcess
+from client import KernelProcess, in_fresh_kernel
 from measures import execute
 
 ROUND_TRIPS, WARMUP, LOOPS = 100, 20, 5
@@ -62,23 +62,21 @@ def measures(kp: KernelProcess) -> dict[str, list[float]]:
     }
 
 
+def debugger_measures(kp: KernelProcess) -> dict[str, Any] | str:
+    """Round trips and loops with the debugger off, the attach, then the same attached."""
+    info = kp.client.request("kernel_info_request", {}, timeout=10).content
+    if not info.get("debugger") and "debugger" not in info.get("supported_features", []):
+        return "no debugger (kernel_info)"
+    off = measures(kp)
+    attach_s = attach(kp)
+    return {"off": off, "attach_s": attach_s, "on": measures(kp)}
+
+
 def measure_debugger(kernels: list[Any], ctx: zmq.Context, env: dict[str, str | None]) -> None:
     for k in kernels:
         if k.skipped or k.spec is None:
             continue
-        try:
-            with KernelProcess(k.spec, ctx, env) as kp:
-                kp.start()
-                kp.wait_for_iopub()
-                info = kp.client.request("kernel_info_request", {}, timeout=10).content
-                if not info.get("debugger") and "debugger" not in info.get("supported_features", []):
-                    k.debugger = "no debugger (kernel_info)"
-                else:
-                    off = measures(kp)
-                    attach_s = attach(kp)
-                    k.debugger = {"off": off, "attach_s": attach_s, "on": measures(kp)}
-        except (KernelDied, RuntimeError) as err:
-            k.debugger = f"failed: {err}"
+        k.debugger = in_fresh_kernel(k.spec, ctx, env, debugger_measures)
         print(f"  {k.label:<12} {describe(k.debugger)}", flush=True)
 
 
