@@ -422,8 +422,12 @@ class Kernel:
 
     def execute_request(self, msg: Message) -> Reply:
         reply, abort = self.runtime.execute(msg)
-        # stop_on_error: once the reply is out, answer what was queued behind the failed cell
-        return reply._replace(then=self.abort_queued) if abort else reply
+        if not abort:
+            return reply
+        # stop_on_error: what is queued now, before the reply goes out, is answered after it. A
+        # request the client sends once it has the reply is not queued yet, and runs.
+        queued = self.outlet.drain_shell()
+        return reply._replace(then=lambda: self.abort_queued(queued))
 
     def runs_on_control_worker(self, msg_type: str) -> bool:
         return msg_type in CONTROL_WORKER_REQUESTS
@@ -439,10 +443,11 @@ class Kernel:
         finally:
             self.publish_status("idle", msg)
 
-    def abort_queued(self) -> None:
-        """Answer already-queued execute requests without running them (stop_on_error)."""
+    def abort_queued(self, requests: list[Message]) -> None:
+        """Answer ``requests`` (queued behind a failed cell) without running the executes
+        among them (stop_on_error); other requests are handled as usual."""
         channel = getattr(self._local, "channel", "shell")
-        for queued in self.outlet.drain_shell():
+        for queued in requests:
             if queued["msg_type"] != "execute_request":
                 self.dispatch(channel, queued)
                 continue
