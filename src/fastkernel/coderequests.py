@@ -1,4 +1,4 @@
-"""Requests about code and history, answered from the runtime: complete, inspect, history."""
+"""Requests about code and history: is_complete, and from the runtime complete, inspect, history."""
 
 from __future__ import annotations
 
@@ -10,6 +10,14 @@ from fastkernel.requests import BadRequest, Reply, count_field, field
 if TYPE_CHECKING:
     from fastkernel.history import HistoryStore
     from fastkernel.runtime import Runtime
+
+
+def is_complete(msg: Message) -> Reply:
+    """is_complete_request: IPython's rules (no runtime needed)."""
+    from fastkernel.interpreter.completeness import is_complete as check
+
+    status, indent = check(field(msg, "code", str))
+    return Reply({"status": status, "indent": indent} if status == "incomplete" else {"status": status})
 
 
 def complete(runtime: Runtime, msg: Message) -> Reply:

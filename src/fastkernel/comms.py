@@ -88,6 +88,17 @@ def _show_error(kernel: Kernel, what: str) -> None:
 
 def handle(kernel: Kernel, msg: dict[str, Any]) -> None:
     """Handle a comm_open, comm_msg or comm_close from a frontend; output goes to ``msg``."""
+    parent, kernel.parent = kernel.parent, msg
+    try:
+        _handle(kernel, msg)
+    except Exception:  # a kernel bug must not stop the kernel
+        log.exception("error handling %s", msg["msg_type"])
+    finally:
+        kernel.parent = parent
+        kernel.streams.flush()
+
+
+def _handle(kernel: Kernel, msg: dict[str, Any]) -> None:
     content = msg.get("content")
     comm_id = content.get("comm_id") if isinstance(content, dict) else None
     if not isinstance(comm_id, str):

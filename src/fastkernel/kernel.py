@@ -15,9 +15,10 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from fastkernel import coderequests, starttrace
+from fastkernel import coderequests, controlrequests, starttrace
 from fastkernel.interfaces import Outlet
 from fastkernel.lifecycle import labelled_call
 from fastkernel.logs import log
@@ -27,7 +28,6 @@ from fastkernel.requests import BadRequest, Reply, field
 from fastkernel.settings import DEFAULTS
 
 if TYPE_CHECKING:
-    from fastkernel.debugger import Debugger
     from fastkernel.history import HistoryStore
     from fastkernel.interpreter.core import Interpreter
     from fastkernel.interpreter.streams import KernelStream
@@ -39,29 +39,14 @@ Handler = Callable[[Message], Reply]
 COMM_MESSAGES = frozenset({"comm_open", "comm_msg", "comm_close"})
 # Requests answered without the runtime (the rest build it first, on the main thread).
 LIGHT_REQUESTS = frozenset(
-    {
-        "kernel_info_request",
-        "connect_request",
-        "comm_info_request",
-        "is_complete_request",
-        "interrupt_request",
-        "shutdown_request",
-    }
+    {"kernel_info_request", "connect_request", "comm_info_request", "is_complete_request"}
+    | {"interrupt_request", "shutdown_request"}
 )
+ABORTED = "not run: an earlier cell failed (stop_on_error)"
 # Shell requests that control serves too (ipykernel does): on the control worker thread.
 CONTROL_WORKER_REQUESTS = frozenset(
     {"execute_request", "complete_request", "inspect_request", "history_request"}
 )
-
-
-def debugpy_importable() -> bool:
-    """Whether debugpy can be imported, found without importing it (nor importlib.util: this
-    runs for the first kernel_info_request, before the runtime)."""
-    if "debugpy" in sys.modules:
-        return sys.modules["debugpy"] is not None
-    from importlib.machinery import PathFinder
-
-    return PathFinder.find_spec("debugpy") is not None
 
 
 class RuntimeOptions(NamedTuple):
@@ -109,6 +94,11 @@ class Kernel:
         self._answered = 0
         self._unknown_logged: set[str] = set()
         self._bad_requests = RateLimitedLog(log)
+        self.debug = controlrequests.DebugRequests(
+            outlet,
+            lambda event, parent: self.publish("debug_event", event, parent),
+            lambda: self._runtime.interpreter if self._runtime is not None else None,
+        )
         self.shell_handlers: dict[str, Handler] = {
             "execute_request": self.execute_request,
             "kernel_info_request": self.kernel_info_request,
@@ -127,18 +117,15 @@ class Kernel:
             "is_complete_request": self.is_complete_request,
             "connect_request": self.connect_request,
             "comm_info_request": self.comm_info_request,
-            "create_subshell_request": self.create_subshell_request,
-            "delete_subshell_request": self.delete_subshell_request,
-            "list_subshell_request": self.list_subshell_request,
-            "usage_request": self.usage_request,
-            "debug_request": self.debug_request,
+            "create_subshell_request": partial(controlrequests.create_subshell, outlet),
+            "delete_subshell_request": partial(controlrequests.delete_subshell, outlet),
+            "list_subshell_request": partial(controlrequests.list_subshells, outlet),
+            "usage_request": controlrequests.usage,
+            "debug_request": self.debug.handle,
             # As ipykernel serves them on control too; they run on the control worker thread
             # (transport/control.py), so control keeps answering interrupts meanwhile.
             **{msg_type: self.shell_handlers[msg_type] for msg_type in CONTROL_WORKER_REQUESTS},
         }
-        self._debugger: Debugger | None = None  # made by the first debug_request (control thread)
-        self._debugpy_found: bool | None = None
-        self._debug_parent: Message | None = None
 
     @property
     def parent(self) -> Message | None:
@@ -226,8 +213,7 @@ class Kernel:
 
     def close(self) -> None:
         """Publish pending output, stop output capture and write the history (at shutdown)."""
-        if self._debugger is not None:
-            self._debugger.close()
+        self.debug.close()
         if self._runtime is not None:
             self._runtime.close()
 
@@ -318,45 +304,9 @@ class Kernel:
     # -- handlers -----------------------------------------------------------------------
 
     def kernel_info_request(self, msg: Message) -> Reply:
-        if self._debugpy_found is None:  # looked for once, not imported (see debugger.py)
-            self._debugpy_found = debugpy_importable()
-        features = ["kernel subshells", "debugger"] if self._debugpy_found else ["kernel subshells"]
-        return Reply(kernel_info_content(supported_features=features, debugger=self._debugpy_found))
-
-    def debug_request(self, msg: Message) -> Reply:
-        """A DAP request for the visual debugger (fastkernel/debugger.py); the reply is DAP's response."""
-        if self._debugger is None:
-            from fastkernel.debugger import Debugger
-
-            self._debugger = Debugger(
-                self.outlet,
-                lambda event: self.publish("debug_event", event, self._debug_parent),
-                lambda: self._runtime.interpreter if self._runtime is not None else None,
-            )
-        content = msg["content"]
-        if not isinstance(content, dict):  # answered in DAP's shape too: frontends read only that
-            content = {"type": "not a request", "seq": 0, "command": ""}
-        self._debug_parent = msg  # debugpy's events are published as its children
-        return Reply(self._debugger.handle(content))
-
-    def create_subshell_request(self, msg: Message) -> Reply:
-        return Reply({"status": "ok", "subshell_id": self.outlet.create_subshell()})
-
-    def delete_subshell_request(self, msg: Message) -> Reply:
-        subshell_id = field(msg, "subshell_id", str)
-        try:
-            self.outlet.delete_subshell(subshell_id)
-        except KeyError:
-            return Reply(error_content("SubshellNotFound", f"there is no subshell {subshell_id!r}"))
-        return Reply({"status": "ok"})
-
-    def list_subshell_request(self, msg: Message) -> Reply:
-        return Reply({"status": "ok", "subshell_id": self.outlet.list_subshells()})
-
-    def usage_request(self, msg: Message) -> Reply:
-        from fastkernel.usage import usage_content
-
-        return Reply(usage_content())
+        debugger = self.debug.available()
+        features = ["kernel subshells", "debugger"] if debugger else ["kernel subshells"]
+        return Reply(kernel_info_content(supported_features=features, debugger=debugger))
 
     def connect_request(self, msg: Message) -> Reply:
         ports = {k: v for k, v in self.connection_info.items() if k.endswith("_port")}
@@ -382,23 +332,10 @@ class Kernel:
 
         from fastkernel import comms
 
-        parent, self.parent = self.parent, msg
-        try:
-            comms.handle(self, msg)
-        except Exception:  # a kernel bug must not stop the kernel
-            log.exception("error handling %s", msg["msg_type"])
-        finally:
-            self.parent = parent
-            self.streams.flush()
+        comms.handle(self, msg)
 
     def is_complete_request(self, msg: Message) -> Reply:
-        from fastkernel.interpreter.completeness import is_complete
-
-        status, indent = is_complete(field(msg, "code", str))
-        content: Content = {"status": status}
-        if status == "incomplete":
-            content["indent"] = indent
-        return Reply(content)
+        return coderequests.is_complete(msg)
 
     def complete_request(self, msg: Message) -> Reply:
         return coderequests.complete(self.runtime, msg)
@@ -434,14 +371,10 @@ class Kernel:
 
     def refuse(self, msg: Message, ename: str, evalue: str, channel: str = "shell") -> None:
         """Answer a request without running it (a deleted or unknown subshell, a kernel stopping)."""
-        self.publish_status("busy", msg)
         content = error_content(ename, evalue)
         if msg["msg_type"] == "execute_request":
             content["execution_count"] = self.execution_count
-        try:
-            self.send_reply(channel, msg, Reply(content, {"status": "error"}))
-        finally:
-            self.publish_status("idle", msg)
+        self._answer_unrun(msg, content, channel)
 
     def abort_queued(self, requests: list[Message]) -> None:
         """Answer ``requests`` (queued behind a failed cell) without running the executes
@@ -450,12 +383,14 @@ class Kernel:
         for queued in requests:
             if queued["msg_type"] != "execute_request":
                 self.dispatch(channel, queued)
-                continue
-            self.publish_status("busy", queued)
-            if self.stop_on_error_reply == "aborted":
-                content: Content = {"status": "aborted"}
+            elif self.stop_on_error_reply == "aborted":
+                self._answer_unrun(queued, {"status": "aborted"}, channel)
             else:
-                content = error_content("ExecutionAborted", "not run: an earlier cell failed (stop_on_error)")
-                content["execution_count"] = self.execution_count
-            self.send_reply(channel, queued, Reply(content, {"status": content["status"]}))
-            self.publish_status("idle", queued)
+                self.refuse(queued, "ExecutionAborted", ABORTED, channel)
+
+    def _answer_unrun(self, msg: Message, content: Content, channel: str) -> None:
+        self.publish_status("busy", msg)
+        try:
+            self.send_reply(channel, msg, Reply(content, {"status": content["status"]}))
+        finally:
+            self.publish_status("idle", msg)
