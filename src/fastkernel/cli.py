@@ -33,7 +33,9 @@ class FastKernelApp(Application):
         "python -m fastkernel -f kernel-1234.json    # serve a frontend's connection file\n"
         "python -m fastkernel                        # make a connection file, log how to connect\n"
         "python -m fastkernel install --user         # install the kernelspec for this user\n"
-        "python -m fastkernel install --help         # --sys-prefix, --prefix, --name, --env K V, ..."
+        "python -m fastkernel install --help         # --sys-prefix, --prefix, --name, --env K V, ...\n"
+        "python -m fastkernel --kernel-id ID --response-address IP:PORT --public-key KEY \\\n"
+        "    --port-range 0..0 --transport-encryption required   # launcher mode (docs/remote.md)"
     )
 
     connection_file = Unicode("", help="JSON connection file written by the frontend.").tag(config=True)
@@ -136,6 +138,43 @@ class FastKernelApp(Application):
         "with a JEP 66 registration file (a connection file with registration_port); it exits "
         "with an error after that.",
     ).tag(config=True)
+    response_address = Unicode(
+        DEFAULTS.response_address,
+        help="Launcher mode (gateway_provisioners, Enterprise Gateway): the gateway's IP:PORT to "
+        "send the kernel's encrypted connection info to. See docs/remote.md.",
+    ).tag(config=True)
+    kernel_id = Unicode(DEFAULTS.kernel_id, help="Launcher mode: the kernel id the gateway gave.").tag(
+        config=True
+    )
+    public_key = Unicode(
+        DEFAULTS.public_key,
+        help="Launcher mode: the gateway's RSA public key (base64 DER) that seals the connection info.",
+    ).tag(config=True)
+    port_range = Unicode(
+        DEFAULTS.port_range,
+        help="Launcher mode: LOW..HIGH, the ports the kernel may bind (its five sockets and the comm "
+        "port); 0..0 or empty: any.",
+    ).tag(config=True)
+    transport_encryption = Unicode(
+        DEFAULTS.transport_encryption,
+        help="Launcher mode: 'auto' or 'required' makes the sockets CurveZMQ servers and sends the "
+        "keys with the connection info; empty, 'disabled' or an unsubstituted {placeholder}: off.",
+    ).tag(config=True)
+    ip = Unicode(
+        DEFAULTS.ip,
+        help="Launcher mode: the address to bind. Default: the address this host was reached at "
+        "(the SSH connection's, else the one that routes to the response address).",
+    ).tag(config=True)
+    # Options of the stock launchers that mean nothing to fastkernel (no Spark context is made).
+    spark_context_initialization_mode = Unicode(
+        "none", help="Accepted for compatibility with the stock launchers, and ignored."
+    ).tag(config=True)
+    cluster_type = Unicode("", help="Accepted for compatibility with the stock launchers, and ignored.").tag(
+        config=True
+    )
+    kernel_class_name = Unicode(
+        "", help="Accepted for compatibility with the stock launchers, and ignored."
+    ).tag(config=True)
 
     traceback_mode = CaselessStrEnum(
         ["Minimal", "Plain", "Context", "Verbose", "Docs"],
@@ -177,6 +216,15 @@ class FastKernelApp(Application):
         "xmode": "FastKernelApp.traceback_mode",
         "traceback-colors": "FastKernelApp.traceback_colors",
         "log-level": "Application.log_level",
+        "response-address": "FastKernelApp.response_address",
+        "kernel-id": "FastKernelApp.kernel_id",
+        "public-key": "FastKernelApp.public_key",
+        "port-range": "FastKernelApp.port_range",
+        "transport-encryption": "FastKernelApp.transport_encryption",
+        "ip": "FastKernelApp.ip",
+        "spark-context-initialization-mode": "FastKernelApp.spark_context_initialization_mode",
+        "cluster-type": "FastKernelApp.cluster_type",
+        "kernel-class-name": "FastKernelApp.kernel_class_name",
     }
     flags = {
         "allow-insecure": (
