@@ -276,8 +276,24 @@ class FastKernelApp(Application):
         return KernelSettings(**values, log_level=int(level))
 
 
+# Launcher options a gateway may substitute with nothing: its SSH command line is one unquoted
+# string, so ``--transport-encryption {transport_encryption}`` arrives as a bare option.
+_MAY_BE_EMPTY = ("--transport-encryption", "--port-range", "--spark-context-initialization-mode")
+
+
+def _fill_empty_values(argv: list[str]) -> list[str]:
+    """``argv`` with an empty value after each bare ``_MAY_BE_EMPTY`` option."""
+    filled: list[str] = []
+    for index, arg in enumerate(argv):
+        filled.append(arg)
+        following = argv[index + 1] if index + 1 < len(argv) else None
+        if arg in _MAY_BE_EMPTY and (following is None or following.startswith("--")):
+            filled.append("")
+    return filled
+
+
 def parse_settings(argv: list[str]) -> KernelSettings:
     """Settings from ``argv`` and the config files (exits for --help and bad options)."""
     app = FastKernelApp()
-    app.initialize(argv)
+    app.initialize(_fill_empty_values(argv))
     return app.settings()
