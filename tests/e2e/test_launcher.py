@@ -331,3 +331,31 @@ def test_without_cryptography_launcher_mode_says_what_to_install(
     kernel = kernels.start(*gateway.argv(), connection=None, env=env, log=True)
     assert kernel.wait(TIMEOUT) == 2, kernel.stderr
     assert "pip install 'fastkernel[remote]'" in kernel.stderr, kernel.stderr
+
+
+def test_the_container_entry_point_passes_the_launchers_environment(tmp_path: Path, gateway: Gateway) -> None:
+    # docker/start-fastkernel.sh, as gateway_provisioners' container launchers start the image:
+    # the launcher arguments in the environment (this test's Python first on PATH, as in the image).
+    script = Path(__file__).resolve().parents[2] / "docker" / "start-fastkernel.sh"
+    env = _env(
+        tmp_path,
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+        KERNEL_ID=gateway.kernel_id,
+        RESPONSE_ADDRESS=gateway.address,
+        PUBLIC_KEY=gateway.public_key,
+        TRANSPORT_ENCRYPTION="auto",
+    )
+    kernel = KernelProcess(["sh", str(script)], connection_file=None, env=env, log=tmp_path / "kernel.log")
+    try:
+        info = gateway.receive()
+        assert info["kernel_id"] == gateway.kernel_id and info["pid"] == kernel.pid
+        assert len(info["curve_publickey"]) == 40  # TRANSPORT_ENCRYPTION=auto
+        kc = client(info)
+        try:
+            reply, out = execute(kc, "print('in the image')")
+            assert out == "in the image\n"
+            shutdown(kc, kernel)
+        finally:
+            kc.stop_channels()
+    finally:
+        kernel.close()
