@@ -44,6 +44,13 @@ worker                                      that runs user code (execute_request
                                             serves shell requests on control too): runs
                                             them in order, like a subshell; its replies go
                                             out through the control thread.
+fastkernel-commport     the comm port's     (commport.py) launcher mode only (launcher.py):
+                        listening TCP       takes the gateway's requests, one JSON object
+                        socket              per connection: the liveness poll, interrupt
+                                            (``interrupt_main``), signals, shutdown
+                                            (``stop_soon``). Closes the socket as the
+                                            kernel ends, so the gateway's next poll is
+                                            refused.
 fastkernel-fdcapture    the read ends of    (fdcapture.py) only with fd capture on: reads
                         the fd 1 and fd 2   what subprocesses and C code write to fds 1 and
                         pipes               2 and hands it to the stream coalescer; answers
