@@ -27,7 +27,15 @@ from cryptography.hazmat.primitives.asymmetric import padding as asymmetric
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from tests.harness import stream_text
-from tests.kernels import CHANNELS, TIMEOUT, KernelProcess, Kernels, ValidatingClient, pid_alive
+from tests.kernels import (
+    CHANNELS,
+    TIMEOUT,
+    KernelProcess,
+    Kernels,
+    ValidatingClient,
+    pid_alive,
+    write_connection_file,
+)
 from tests.spec import validate
 
 pytestmark = pytest.mark.timeout(90)
@@ -267,6 +275,19 @@ def test_a_full_port_range_is_a_clear_error(kernels: Kernels, tmp_path: Path, ga
     gateway.sock.settimeout(0)
     with pytest.raises(BlockingIOError):
         gateway.sock.accept()  # nothing was sent
+
+
+def test_a_taken_port_is_a_clear_error_in_a_plain_start_too(kernels: Kernels, tmp_path: Path) -> None:
+    # The same binding errors outside launcher mode: a connection file naming a taken port.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        path = tmp_path / "kernel.json"
+        write_connection_file(path, shell_port=taken.getsockname()[1])
+        kernel = kernels.start(connection=path, env=_env(tmp_path), log=True)
+        assert kernel.wait(TIMEOUT) == 2, kernel.stderr
+    assert "cannot bind the kernel's sockets on 127.0.0.1" in kernel.stderr, kernel.stderr
+    assert "Address already in use" in kernel.stderr, kernel.stderr
 
 
 @pytest.mark.parametrize(
