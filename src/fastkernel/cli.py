@@ -279,14 +279,18 @@ class FastKernelApp(Application):
 # Launcher options a gateway may substitute with nothing: its SSH command line is one unquoted
 # string, so ``--transport-encryption {transport_encryption}`` arrives as a bare option.
 _MAY_BE_EMPTY = ("--transport-encryption", "--port-range", "--spark-context-initialization-mode")
+# Enterprise Gateway's kernelspecs spell the launcher options --RemoteProcessProxy.kernel-id, ...
+_EG_PREFIX = "--RemoteProcessProxy."
 
 
-def _fill_empty_values(argv: list[str]) -> list[str]:
-    """``argv`` with an empty value after each bare ``_MAY_BE_EMPTY`` option."""
+def _launcher_args(argv: list[str]) -> list[str]:
+    """``argv`` with Enterprise Gateway's option spellings made plain, and an empty value after
+    each bare ``_MAY_BE_EMPTY`` option."""
+    plain = ["--" + arg[len(_EG_PREFIX) :] if arg.startswith(_EG_PREFIX) else arg for arg in argv]
     filled: list[str] = []
-    for index, arg in enumerate(argv):
+    for index, arg in enumerate(plain):
         filled.append(arg)
-        following = argv[index + 1] if index + 1 < len(argv) else None
+        following = plain[index + 1] if index + 1 < len(plain) else None
         if arg in _MAY_BE_EMPTY and (following is None or following.startswith("--")):
             filled.append("")
     return filled
@@ -295,5 +299,5 @@ def _fill_empty_values(argv: list[str]) -> list[str]:
 def parse_settings(argv: list[str]) -> KernelSettings:
     """Settings from ``argv`` and the config files (exits for --help and bad options)."""
     app = FastKernelApp()
-    app.initialize(_fill_empty_values(argv))
+    app.initialize(_launcher_args(argv))
     return app.settings()

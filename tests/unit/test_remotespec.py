@@ -106,3 +106,18 @@ def test_one_remote_kind_at_a_time(tmp_path: Path, capsys: pytest.CaptureFixture
     with pytest.raises(SystemExit):
         main(["--prefix", str(tmp_path), "--ssh-hosts", "a", "--docker-image", "b"])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_enterprise_gateways_option_spellings_are_read() -> None:
+    # Enterprise Gateway 3.3's kernelspecs: --RemoteProcessProxy.kernel-id {kernel_id}, ...
+    settings = parse_settings(
+        ["--RemoteProcessProxy.kernel-id", "k-2", "--RemoteProcessProxy.response-address", "10.0.0.5:8877"]
+        + ["--RemoteProcessProxy.public-key", "MIGf", "--RemoteProcessProxy.port-range", "0..0"]
+        + ["--RemoteProcessProxy.spark-context-initialization-mode", "none"]
+    )
+    assert (settings.kernel_id, settings.response_address, settings.public_key) == (
+        "k-2",
+        "10.0.0.5:8877",
+        "MIGf",
+    )
+    assert settings.port_range == "0..0"

@@ -164,7 +164,8 @@ def launch_connection_info(request: LaunchRequest) -> ConnectionInfo:
 
 def bind_comm_socket(request: LaunchRequest) -> socket.socket:
     """The comm port's listening socket, on the address the kernel was reached at, in the range."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    family = socket.AF_INET6 if ":" in request.bind_ip else socket.AF_INET  # SSH over IPv6
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         if request.port_range is None:
             sock.bind((request.bind_ip, 0))
