@@ -106,7 +106,6 @@ def run_kernel(settings: KernelSettings) -> int:
         from fastkernel.transport.commport import CommPortListener  # noqa: F811
 
         comm = CommPortListener(comm_sock, interrupt=server.interrupt_main, shutdown=server.stop_soon)
-        comm.start()
     _announce(info, path, created, settings)
     return _serve(server, kernel, info, path if created else None, grace, comm)
 
@@ -353,6 +352,8 @@ def _serve(
     # A signal the OS delivers to another thread only sets a flag: the main thread runs the
     # handler once it runs bytecode again, so the signal also wakes its poll.
     signal.set_wakeup_fd(server.main_wake_fd, warn_on_full_buffer=False)
+    if comm is not None:
+        comm.start()  # after the handlers: a signal it raises in the kernel finds them in place
     try:
         server.start_iopub()
         kernel.publish_status("starting", None)

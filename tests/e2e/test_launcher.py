@@ -193,7 +193,9 @@ def test_comm_port_interrupts_and_shutdown_ends_the_kernel_and_its_children(
     info = gateway.receive()
     kc = client(info)
     try:
-        msg_id = kc.execute("import time\nprint('sleeping', flush=True)\ntime.sleep(60)")
+        # stop_on_error off: the next request may reach the kernel before the interrupted cell's
+        # queue is cleared, and must run.
+        msg_id = kc.execute("import time\nprint('sleeping', flush=True)\ntime.sleep(60)", stop_on_error=False)
         while True:  # wait until the cell runs
             msg = kc.get_iopub_msg(timeout=TIMEOUT)
             if msg["msg_type"] == "stream" and msg["parent_header"].get("msg_id") == msg_id:
@@ -205,6 +207,7 @@ def test_comm_port_interrupts_and_shutdown_ends_the_kernel_and_its_children(
         reply, out = execute(
             kc, "import subprocess\nchild = subprocess.Popen(['sleep', '300'])\nprint(child.pid)"
         )
+        assert reply["content"]["status"] == "ok" and out.strip().isdigit(), (reply["content"], out)
         child = int(out)
         send_to_comm_port(info, {"shutdown": 1})
         assert kernel.wait(TIMEOUT) == 0, kernel.stderr

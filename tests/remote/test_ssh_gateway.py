@@ -209,9 +209,9 @@ def _execute_value(channels: Channels, code: str) -> str:
 
 
 def _interrupt_a_sleeping_cell(server: Server, channels: Channels, kernel_id: str) -> None:
-    msg_id = channels.send(
-        "shell", "execute_request", {"code": "import time\nprint('zz', flush=True)\ntime.sleep(120)"}
-    )
+    # stop_on_error off: the next cell may reach the kernel before this one's queue is cleared.
+    code = "import time\nprint('zz', flush=True)\ntime.sleep(120)"
+    msg_id = channels.send("shell", "execute_request", {"code": code, "stop_on_error": False})
     deadline = time.monotonic() + TIMEOUT
     while True:  # until the cell runs
         msg = channels.recv(deadline)
