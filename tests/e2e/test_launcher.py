@@ -264,17 +264,17 @@ def test_every_port_comes_from_the_port_range(kernels: Kernels, tmp_path: Path, 
 
 
 def test_a_full_port_range_is_a_clear_error(kernels: Kernels, tmp_path: Path, gateway: Gateway) -> None:
-    base = _free_port_block(4)
-    held = [socket.socket() for _ in range(4)]
+    base = _free_port_block(6)
+    held = [socket.socket() for _ in range(6)]
     try:
         for offset, sock in enumerate(held):
             sock.bind(("127.0.0.1", base + offset))  # every port of the range is taken
-        kernel = launch(kernels, tmp_path, gateway, **{"port-range": f"{base}..{base + 3}"})
+        kernel = launch(kernels, tmp_path, gateway, **{"port-range": f"{base}..{base + 5}"})
         assert kernel.wait(TIMEOUT) == 2, kernel.stderr
     finally:
         for sock in held:
             sock.close()
-    assert f"in the port range {base}..{base + 3}: all 4 ports are in use" in kernel.stderr, kernel.stderr
+    assert f"in the port range {base}..{base + 5}: all 6 ports are in use" in kernel.stderr, kernel.stderr
     gateway.sock.settimeout(0)
     with pytest.raises(BlockingIOError):
         gateway.sock.accept()  # nothing was sent
@@ -323,6 +323,7 @@ def test_a_bad_public_key_is_a_clear_error(
         ("response-address", "127.0.0.1", "--response-address must be IP:PORT"),
         ("port-range", "9000-9100", "--port-range must be LOW..HIGH"),
         ("port-range", "9100..9000", "need 0 < LOW <= HIGH <= 65535"),
+        ("port-range", "9000..9004", "--port-range 9000..9004 has 5 ports, too few: the kernel binds 6"),
         ("kernel-id", "{kernel_id}", "launcher mode needs --kernel-id"),
     ],
 )

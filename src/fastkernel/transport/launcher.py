@@ -36,6 +36,7 @@ from fastkernel.transport.connection import ConnectionInfo, CurveKeys, new_conne
 from fastkernel.transport.sockets import bind_in_range
 
 LAUNCHER_VERSION = 1  # the payload format the gateways decode
+PORTS_NEEDED = 6  # shell, iopub, stdin, control, hb and the comm port
 OFF_VALUES = ("", "disabled", "none", "off", "false")
 
 
@@ -82,6 +83,12 @@ def parse_port_range(text: str) -> tuple[int, int] | None:
     bounds = int(low), int(high)
     if not 0 < bounds[0] <= bounds[1] <= 65535:
         raise LaunchError(f"--port-range {text!r}: need 0 < LOW <= HIGH <= 65535")
+    size = bounds[1] - bounds[0] + 1
+    if size < PORTS_NEEDED:
+        raise LaunchError(
+            f"--port-range {text} has {size} port{'s' if size > 1 else ''}, too few: the kernel binds "
+            f"{PORTS_NEEDED} (five sockets and the comm port)"
+        )
     return bounds
 
 
