@@ -10,7 +10,8 @@ CHROMIUM := $(or $(FASTKERNEL_CHROMIUM),/usr/bin/chromium)
 
 .PHONY: run test test-browser browser-deps remote-deps lint bench stress install clean
 
-$(STAMP): pyproject.toml
+# The kernelspec is written at install: reinstall when what it is made from changes.
+$(STAMP): pyproject.toml src/fastkernel/kernelspec.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e .

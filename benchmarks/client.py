@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import zmq
 from jupyter_client.connect import write_connection_file
@@ -39,6 +39,9 @@ from jupyter_client.kernelspec import KernelSpec
 
 DELIM = b"<IDS|MSG>"
 PROTOCOL_VERSION = "5.3"
+
+
+T = TypeVar("T")
 
 
 class KernelDied(RuntimeError):
@@ -320,6 +323,27 @@ class KernelProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
+
+
+def in_fresh_kernel(
+    spec: KernelSpec,
+    ctx: zmq.Context,
+    env: dict[str, str | None],
+    measure: Callable[[KernelProcess], T],
+    *,
+    curve: bool = False,
+    wait_for_iopub: bool = True,
+) -> T | str:
+    """``measure(kp)`` in a fresh kernel of ``spec``, always shut down after; ``"failed: ..."``
+    when the kernel dies or does not answer."""
+    try:
+        with KernelProcess(spec, ctx, env, curve=curve) as kp:
+            kp.start()
+            if wait_for_iopub:
+                kp.wait_for_iopub()
+            return measure(kp)
+    except (KernelDied, RuntimeError, zmq.ZMQError) as err:
+        return f"failed: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
 
 
 def shutdown_all() -> None:

@@ -13,7 +13,7 @@ import statistics
 from typing import Any
 
 import zmq
-from client import KernelDied, KernelProcess
+from client import KernelProcess, in_fresh_kernel
 from measures import PrintResult, big_print, round_trips
 
 ROUND_TRIPS, WARMUP, FLOOD_LINES = 200, 30, 50_000
@@ -23,6 +23,10 @@ MODES = ("plain", "curve")
 def supports_curve(spec: Any) -> bool:
     declared = (spec.metadata or {}).get("supported_encryption") or []
     return "curve" in ([declared] if isinstance(declared, str) else declared)
+
+
+def measure_one(kp: KernelProcess) -> tuple[list[float], PrintResult]:
+    return round_trips(kp, ROUND_TRIPS, WARMUP), big_print(kp, FLOOD_LINES)
 
 
 def measure_curve(kernels: list[Any], ctx: zmq.Context, env: dict[str, str | None]) -> None:
@@ -35,15 +39,11 @@ def measure_curve(kernels: list[Any], ctx: zmq.Context, env: dict[str, str | Non
             continue
         k.curve = {}
         for mode in MODES:
-            try:
-                with KernelProcess(k.spec, ctx, env, curve=mode == "curve") as kp:
-                    kp.start()
-                    kp.wait_for_iopub()
-                    rt = round_trips(kp, ROUND_TRIPS, WARMUP)
-                    flood = big_print(kp, FLOOD_LINES)
-            except (KernelDied, RuntimeError) as err:
-                k.curve = f"failed ({mode}): {err}"
+            measured = in_fresh_kernel(k.spec, ctx, env, measure_one, curve=mode == "curve")
+            if isinstance(measured, str):
+                k.curve = f"{measured} ({mode})"
                 break
+            rt, flood = measured
             k.curve[mode] = (rt, flood)
             print(f"  {k.label:<12} {mode:<6} {describe_rt(rt)}; flood {describe_flood(flood)}", flush=True)
         if isinstance(k.curve, str):

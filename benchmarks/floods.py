@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import zmq
-from client import KernelDied, KernelProcess, Msg
+from client import KernelProcess, Msg, in_fresh_kernel
 
 MB = 1_000_000
 PING_EVERY_S = 0.05
@@ -170,13 +170,9 @@ def measure_floods(kernels: list[Any], ctx: zmq.Context, env: dict[str, str | No
         for k in kernels:
             if k.skipped or k.spec is None:
                 continue
-            try:
-                with KernelProcess(k.spec, ctx, env) as kp:
-                    kp.start()
-                    kp.wait_for_iopub()
-                    r = run_flood(kp, case)
-            except (KernelDied, RuntimeError) as err:
-                print(f"  {k.label:<12} {case.key}: failed: {err}", flush=True)
+            r = in_fresh_kernel(k.spec, ctx, env, lambda kp: run_flood(kp, case))  # noqa: B023  # called at once
+            if isinstance(r, str):
+                print(f"  {k.label:<12} {case.key}: {r}", flush=True)
                 continue
             k.floods[case.key] = r
             print(f"  {k.label:<12} {case.key:<9} {describe(r)}", flush=True)

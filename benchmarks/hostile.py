@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import zmq
-from client import DELIM, Client, KernelDied, KernelProcess, Msg
+from client import DELIM, Client, KernelDied, KernelProcess, Msg, in_fresh_kernel
 
 FORGED = 10_000
 SYNC_TIMEOUT_S = 120.0
@@ -173,13 +173,10 @@ def measure_hostile(kernels: list[Any], ctx: zmq.Context, env: dict[str, str | N
     for k in kernels:
         if k.skipped or k.spec is None:
             continue
-        try:
-            with KernelProcess(k.spec, ctx, env) as kp:
-                kp.start()
-                r = measure_one(kp, ctx)
-        except (KernelDied, RuntimeError, zmq.ZMQError) as err:
-            print(f"  {k.label:<12} failed: {err}", flush=True)
-            k.hostile["failed"] = str(err).splitlines()[0] if str(err) else type(err).__name__
+        r = in_fresh_kernel(k.spec, ctx, env, lambda kp: measure_one(kp, ctx), wait_for_iopub=False)
+        if isinstance(r, str):
+            print(f"  {k.label:<12} {r}", flush=True)
+            k.hostile["failed"] = r.removeprefix("failed: ")
             continue
         k.hostile["flood"] = r
         print(f"  {k.label:<12} {_summary(r)}", flush=True)

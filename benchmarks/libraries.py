@@ -11,7 +11,7 @@ import statistics
 from typing import Any
 
 import zmq
-from client import KernelDied, KernelProcess
+from client import KernelProcess, in_fresh_kernel
 from measures import execute
 
 RUNS = 3
@@ -22,16 +22,16 @@ CELLS = {
 
 
 def first_cells(spec: Any, ctx: zmq.Context, env: dict[str, str | None], code: str) -> list[float] | str:
+    def first_cell(kp: KernelProcess) -> float:
+        execute(kp, "pass")
+        return execute(kp, code, timeout=60)
+
     times = []
     for _ in range(RUNS):
-        try:
-            with KernelProcess(spec, ctx, env) as kp:
-                kp.start()
-                kp.wait_for_iopub()
-                execute(kp, "pass")
-                times.append(execute(kp, code, timeout=60))
-        except (KernelDied, RuntimeError) as err:
-            return f"failed: {err}"
+        took = in_fresh_kernel(spec, ctx, env, first_cell)
+        if isinstance(took, str):
+            return took
+        times.append(took)
     return times
 
 

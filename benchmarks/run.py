@@ -31,6 +31,7 @@ from typing import Any
 import zmq
 from client import KernelDied, KernelProcess, shutdown_all
 from curve import curve_markdown, measure_curve
+from debugger import debugger_markdown, measure_debugger
 from density import density_markdown, measure_density
 from floods import markdown as floods_markdown
 from floods import measure_floods
@@ -82,6 +83,7 @@ class Kernel:
     hostile: dict[str, Any] = field(default_factory=dict)  # see hostile.measure_hostile
     subshell_rt: list[float] | str | None = None  # see subshells.measure_subshells
     library_cells: dict[str, Any] = field(default_factory=dict)  # see libraries.measure_libraries
+    debugger: dict[str, Any] | str | None = None  # see debugger.measure_debugger
     curve: dict[str, Any] | str | None = None  # see curve.measure_curve
     density: dict[str, float] | str | None = None  # see density.measure_density
 
@@ -353,6 +355,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run only the subshell round trips (benchmarks/subshells.py); rewrite only their section",
     )
     parser.add_argument(
+        "--debugger",
+        action="store_true",
+        help="run only the debugger-attached measures (benchmarks/debugger.py); rewrite only their section",
+    )
+    parser.add_argument(
         "--curve",
         action="store_true",
         help="run only the CurveZMQ round trips and flood (benchmarks/curve.py); rewrite only their section",
@@ -377,6 +384,11 @@ SECTIONS: dict[str, tuple[str, Any, Any]] = {
     "hostile": ("hostile input (a fresh kernel per kernel):", measure_hostile, hostile_markdown),
     "subshells": ("subshells (a fresh kernel per kernel):", measure_subshells, subshells_markdown),
     "libraries": ("first library cells (a fresh kernel each):", measure_libraries, libraries_markdown),
+    "debugger": (
+        "the debugger off, then attached (a fresh kernel per kernel):",
+        measure_debugger,
+        debugger_markdown,
+    ),
     "curve": ("transport encryption (a fresh kernel per kernel and mode):", measure_curve, curve_markdown),
     "density": ("kernel density (20 kernels behind one jupyter_server):", measure_density, density_markdown),
 }
@@ -434,6 +446,7 @@ def measure_all(
     measure_section("hostile", kernels, ctx, env)
     measure_section("subshells", kernels, ctx, env)
     measure_section("libraries", kernels, ctx, env)
+    measure_section("debugger", kernels, ctx, env)
     measure_section("curve", kernels, ctx, env)
     measure_section("density", kernels, ctx, env)
     return breakdown, floor

@@ -12,7 +12,7 @@ import statistics
 from typing import Any
 
 import zmq
-from client import KernelDied, KernelProcess
+from client import KernelProcess, in_fresh_kernel
 from measures import Waiter, execute
 
 ROUND_TRIPS, WARMUP = 200, 30
@@ -40,13 +40,7 @@ def measure_subshells(kernels: list[Any], ctx: zmq.Context, env: dict[str, str |
     for k in kernels:
         if k.skipped or k.spec is None:
             continue
-        try:
-            with KernelProcess(k.spec, ctx, env) as kp:
-                kp.start()
-                kp.wait_for_iopub()
-                k.subshell_rt = subshell_round_trips(kp)
-        except (KernelDied, RuntimeError) as err:
-            k.subshell_rt = f"failed: {err}"
+        k.subshell_rt = in_fresh_kernel(k.spec, ctx, env, subshell_round_trips)
         print(f"  {k.label:<12} {describe(k.subshell_rt)}", flush=True)
 
 

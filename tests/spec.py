@@ -68,6 +68,51 @@ msgspec_v5.schema_fragments.setdefault(
     },
 )
 
+# The debugger (JEP 47, protocol 5.5): the content of each is a Debug Adapter Protocol message.
+_DAP_SEQ = {"type": "integer", "minimum": 0}
+msgspec_v5.schema_fragments.setdefault(
+    "debug_request",
+    {
+        "properties": {
+            "type": {"enum": ["request"]},
+            "seq": _DAP_SEQ,
+            "command": {"type": "string"},
+            "arguments": {"type": "object"},
+        },
+        "required": ["type", "seq", "command"],
+        "additionalProperties": True,
+    },
+)
+msgspec_v5.schema_fragments.setdefault(
+    "debug_reply",
+    {
+        "properties": {
+            "type": {"enum": ["response"]},
+            "seq": _DAP_SEQ,
+            "request_seq": _DAP_SEQ,
+            "success": {"type": "boolean"},
+            "command": {"type": "string"},
+            "message": {"type": "string"},
+            "body": {"type": "object"},
+        },
+        "required": ["type", "seq", "request_seq", "success", "command"],
+        "additionalProperties": True,
+    },
+)
+msgspec_v5.schema_fragments.setdefault(
+    "debug_event",
+    {
+        "properties": {
+            "type": {"enum": ["event"]},
+            "seq": _DAP_SEQ,
+            "event": {"type": "string"},
+            "body": {"type": "object"},
+        },
+        "required": ["type", "seq", "event"],
+        "additionalProperties": True,
+    },
+)
+
 PROTOCOL_VERSION = "5.5"
 
 

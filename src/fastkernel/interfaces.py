@@ -14,6 +14,20 @@ from typing import Any, Protocol
 from fastkernel.messages import Message
 
 
+class DebugLink(Protocol):
+    """A connection to debugpy's adapter (transport/daplink.py): DAP messages as dicts."""
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Send a DAP message; a request's response is kept for :meth:`response`."""
+
+    def response(self, seq: int, timeout: float) -> dict[str, Any]:
+        """The response to the request ``seq``; TimeoutError, or ConnectionError if the link ended."""
+        ...
+
+    def close(self) -> None:
+        """Close the connection and end its reader thread."""
+
+
 class Outlet(Protocol):
     """What the core needs from the transport."""
 
@@ -58,6 +72,10 @@ class Outlet(Protocol):
 
     def list_subshells(self) -> list[str]:
         """The ids of the live subshells."""
+        ...
+
+    def open_debug_link(self, host: str, port: int, on_event: Callable[[dict[str, Any]], None]) -> DebugLink:
+        """Connect to debugpy's adapter at ``host:port``; its events go to ``on_event`` (another thread)."""
         ...
 
 

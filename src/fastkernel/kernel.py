@@ -27,6 +27,7 @@ from fastkernel.requests import BadRequest, Reply, field
 from fastkernel.settings import DEFAULTS
 
 if TYPE_CHECKING:
+    from fastkernel.debugger import Debugger
     from fastkernel.history import HistoryStore
     from fastkernel.interpreter.core import Interpreter
     from fastkernel.interpreter.streams import KernelStream
@@ -51,6 +52,16 @@ LIGHT_REQUESTS = frozenset(
 CONTROL_WORKER_REQUESTS = frozenset(
     {"execute_request", "complete_request", "inspect_request", "history_request"}
 )
+
+
+def debugpy_importable() -> bool:
+    """Whether debugpy can be imported, found without importing it (nor importlib.util: this
+    runs for the first kernel_info_request, before the runtime)."""
+    if "debugpy" in sys.modules:
+        return sys.modules["debugpy"] is not None
+    from importlib.machinery import PathFinder
+
+    return PathFinder.find_spec("debugpy") is not None
 
 
 class RuntimeOptions(NamedTuple):
@@ -120,10 +131,14 @@ class Kernel:
             "delete_subshell_request": self.delete_subshell_request,
             "list_subshell_request": self.list_subshell_request,
             "usage_request": self.usage_request,
+            "debug_request": self.debug_request,
             # As ipykernel serves them on control too; they run on the control worker thread
             # (transport/control.py), so control keeps answering interrupts meanwhile.
             **{msg_type: self.shell_handlers[msg_type] for msg_type in CONTROL_WORKER_REQUESTS},
         }
+        self._debugger: Debugger | None = None  # made by the first debug_request (control thread)
+        self._debugpy_found: bool | None = None
+        self._debug_parent: Message | None = None
 
     @property
     def parent(self) -> Message | None:
@@ -211,6 +226,8 @@ class Kernel:
 
     def close(self) -> None:
         """Publish pending output, stop output capture and write the history (at shutdown)."""
+        if self._debugger is not None:
+            self._debugger.close()
         if self._runtime is not None:
             self._runtime.close()
 
@@ -301,7 +318,26 @@ class Kernel:
     # -- handlers -----------------------------------------------------------------------
 
     def kernel_info_request(self, msg: Message) -> Reply:
-        return Reply(kernel_info_content(supported_features=["kernel subshells"]))
+        if self._debugpy_found is None:  # looked for once, not imported (see debugger.py)
+            self._debugpy_found = debugpy_importable()
+        features = ["kernel subshells", "debugger"] if self._debugpy_found else ["kernel subshells"]
+        return Reply(kernel_info_content(supported_features=features, debugger=self._debugpy_found))
+
+    def debug_request(self, msg: Message) -> Reply:
+        """A DAP request for the visual debugger (fastkernel/debugger.py); the reply is DAP's response."""
+        if self._debugger is None:
+            from fastkernel.debugger import Debugger
+
+            self._debugger = Debugger(
+                self.outlet,
+                lambda event: self.publish("debug_event", event, self._debug_parent),
+                lambda: self._runtime.interpreter if self._runtime is not None else None,
+            )
+        content = msg["content"]
+        if not isinstance(content, dict):  # answered in DAP's shape too: frontends read only that
+            content = {"type": "not a request", "seq": 0, "command": ""}
+        self._debug_parent = msg  # debugpy's events are published as its children
+        return Reply(self._debugger.handle(content))
 
     def create_subshell_request(self, msg: Message) -> Reply:
         return Reply({"status": "ok", "subshell_id": self.outlet.create_subshell()})
@@ -386,8 +422,12 @@ class Kernel:
 
     def execute_request(self, msg: Message) -> Reply:
         reply, abort = self.runtime.execute(msg)
-        # stop_on_error: once the reply is out, answer what was queued behind the failed cell
-        return reply._replace(then=self.abort_queued) if abort else reply
+        if not abort:
+            return reply
+        # stop_on_error: what is queued now, before the reply goes out, is answered after it. A
+        # request the client sends once it has the reply is not queued yet, and runs.
+        queued = self.outlet.drain_shell()
+        return reply._replace(then=lambda: self.abort_queued(queued))
 
     def runs_on_control_worker(self, msg_type: str) -> bool:
         return msg_type in CONTROL_WORKER_REQUESTS
@@ -403,10 +443,11 @@ class Kernel:
         finally:
             self.publish_status("idle", msg)
 
-    def abort_queued(self) -> None:
-        """Answer already-queued execute requests without running them (stop_on_error)."""
+    def abort_queued(self, requests: list[Message]) -> None:
+        """Answer ``requests`` (queued behind a failed cell) without running the executes
+        among them (stop_on_error); other requests are handled as usual."""
         channel = getattr(self._local, "channel", "shell")
-        for queued in self.outlet.drain_shell():
+        for queued in requests:
             if queued["msg_type"] != "execute_request":
                 self.dispatch(channel, queued)
                 continue

@@ -29,7 +29,7 @@ def kernel_json(
         "kernel_protocol_version": PROTOCOL_VERSION,
         # jupyter_client 8.9+ provisions CurveZMQ keys for kernels that declare this
         # (transport_encryption "auto" or "required"; see docs/security.md).
-        "metadata": {"debugger": False, "supported_encryption": ["curve"]},
+        "metadata": {"debugger": True, "supported_encryption": ["curve"]},
     }
     if env:
         spec["env"] = env

@@ -193,7 +193,7 @@ def language_info() -> dict[str, Any]:
     }
 
 
-def kernel_info_content(supported_features: list[str]) -> dict[str, Any]:
+def kernel_info_content(supported_features: list[str], debugger: bool = False) -> dict[str, Any]:
     python = sys.version.split("\n")[0]
     return {
         "status": "ok",
@@ -206,6 +206,6 @@ def kernel_info_content(supported_features: list[str]) -> dict[str, Any]:
             {"text": "Python Reference", "url": "https://docs.python.org/3/"},
             {"text": "Jupyter messaging", "url": "https://jupyter-client.readthedocs.io/"},
         ],
-        "debugger": False,
+        "debugger": debugger,
         "supported_features": supported_features,
     }

@@ -34,6 +34,7 @@ import nbformat
 from playwright.sync_api import Locator, Page, ViewportSize, expect
 
 from fastkernel.kernelspec import DEFAULT_DISPLAY_NAME, DEFAULT_NAME, kernel_json, write_spec_dir
+from tests.rest import api_call
 
 App = Literal["lab", "notebook"]
 
@@ -124,19 +125,7 @@ class JupyterServer:
         return f"{self.base_url}/{path.lstrip('/')}?{params}"
 
     def api(self, method: str, path: str, body: Any = None, timeout: float = 20) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(
-            f"{self.base_url}{path}",
-            data=data,
-            method=method,
-            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                raw = resp.read()
-                return resp.status, json.loads(raw) if raw else None
-        except urllib.error.HTTPError as err:
-            return err.code, err.read().decode(errors="replace")
+        return api_call(self.base_url, self.token, method, path, body, timeout)
 
     def wait_ready(self, timeout: float = SERVER_START_TIMEOUT) -> None:
         """Poll ``/api/status`` until the server answers (it has bound its port and loaded)."""

@@ -245,3 +245,12 @@ def test_a_result_whose_repr_raises_fails_the_cell_as_in_python(kernel: KernelHa
         == "<BrokenRepr object (repr failed)>"
     )
     assert "BrokenRepr.__repr__ raised ZeroDivisionError" in shown.stream_text("stderr")
+
+
+def test_a_cell_sent_after_a_failed_cells_reply_runs(kernel: KernelHarness) -> None:
+    """stop_on_error aborts what was queued when the cell failed, not what the client sends
+    once it has the failed cell's reply (it was drained after the reply went out)."""
+    for _ in range(20):
+        failed = kernel.execute("1 / 0")
+        assert failed.content["ename"] == "ZeroDivisionError"
+        assert kernel.execute("after_failure = 1").content["status"] == "ok"

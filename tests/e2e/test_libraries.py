@@ -80,9 +80,12 @@ def test_rich_print_console_table_and_traceback(fresh_kernel: KernelHarness) -> 
 
 def test_rich_extension_formats_results(fresh_kernel: KernelHarness) -> None:
     pytest.importorskip("rich")
-    # what %load_ext rich calls
-    run = ok(fresh_kernel, "import rich\nrich.load_ipython_extension(get_ipython())\n[1, 2]")
+    loaded = ok(fresh_kernel, "%load_ext rich")
+    assert loaded.types == ["status", "execute_input", "status"]  # quietly, as under ipykernel
+    run = ok(fresh_kernel, "[1, 2]")
     assert "\x1b[1;36m1\x1b[0m" in result_text(run)  # rich's highlighting in text/plain
+    again = ok(fresh_kernel, "%load_ext rich")  # a second load is a no-op, as in IPython
+    assert again.stream_text("stderr") == ""
 
 
 def test_plotly_figure_is_one_display_data_with_plotlys_mime_type(kernel: KernelHarness) -> None:

@@ -26,6 +26,7 @@ import websocket
 
 from tests.frontends.conftest import free_port, frontend_env, wait_pid_gone
 from tests.kernels import KERNEL_NAME, pid_alive
+from tests.rest import api_call
 from tests.spec import validate
 
 TIMEOUT = 20
@@ -48,19 +49,7 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(
-            f"{self.base_url}{path}",
-            data=data,
-            method=method,
-            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:
-                raw = resp.read()
-                return resp.status, json.loads(raw) if raw else None
-        except urllib.error.HTTPError as err:
-            return err.code, err.read().decode(errors="replace")
+        return api_call(self.base_url, self.token, method, path, body, TIMEOUT)
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + TIMEOUT

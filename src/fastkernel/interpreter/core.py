@@ -33,6 +33,7 @@ from fastkernel.interpreter.hooks import (
 from fastkernel.interpreter.inputhistory import InputHistory, SessionInputs
 from fastkernel.interpreter.magics.transform import MAGICS, strip_leading_indent, transform_cell
 from fastkernel.interpreter.outcache import OutputCache
+from fastkernel.interpreter.pdbsupport import cut_pdb_frames, debug_cell_error, end_pdb_session
 from fastkernel.interpreter.peakrss import peak_rss_bytes
 from fastkernel.interpreter.shell import FastKernelShell
 from fastkernel.interpreter.sources import CellSources, has_trailing_semicolon
@@ -110,6 +111,7 @@ class Interpreter:
         self.labels = self.sources.labels  # cell filename -> "Cell In[n]"
         self._loop_host: EventLoopHost | None = None  # made by the first await cell
         self.patches = Patches()
+        self.auto_pdb = False  # %pdb on: pdb post-mortem after a cell's error
         # Per thread (subshells run cells concurrently): whether user code is on this thread's
         # stack (what SIGINT may interrupt on the main thread), and its running cell's payload.
         self._cell = threading.local()
@@ -347,9 +349,13 @@ class Interpreter:
         except BaseException as exc:  # user code may raise anything, even SystemExit
             self.executing = False
             raised = exc
+        end_pdb_session()  # a pdb session that stepped past the cell's end ends with it
         outcome.duration_s = time.perf_counter() - started
         if raised is not None:
+            cut_pdb_frames(raised)  # q at a pdb prompt: the traceback ends at the user's line
             outcome.error_shown = self.shell.show_cell_error(raised)
+            if self.auto_pdb and not isinstance(raised, KeyboardInterrupt):
+                outcome.error_shown = debug_cell_error(self, raised, outcome.error_shown)
         result = ExecutionResult(info, count if store_history else None, error_in_exec=raised)
         with self.display_lock:
             self.events.trigger("post_execute")

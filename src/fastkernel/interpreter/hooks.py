@@ -5,7 +5,8 @@
 - ``help()`` writes plain text to the cell's stdout, never through a pager;
 - warnings raised by cell code are labelled ``Cell In[n], line k``;
 - ``inspect.getsource`` finds classes defined in cells;
-- an interrupt at a ``pdb`` prompt ends the cell, as under IPython (pdb alone asks again);
+- an interrupt at a ``pdb`` prompt ends the cell, as under IPython (pdb alone asks again),
+  and pdb never steps into the kernel's frames (:mod:`fastkernel.interpreter.pdbsupport`);
 - ``''`` is first on ``sys.path``, as under IPython: imports follow the working directory.
 - what libraries check to find a notebook kernel is answered when a cell imports them
   (:mod:`fastkernel.interpreter.notebooklibs`, imported with the first of them).
@@ -133,37 +134,14 @@ def install_inspect_classes(patches: Patches, sources: CellSources) -> None:
 
 
 def install_pdb_interrupts(patches: Patches) -> Callable[[], None]:
-    """Make an interrupt at a pdb prompt end the cell with KeyboardInterrupt, once pdb is imported.
-
-    pdb catches KeyboardInterrupt at its prompt and prompts again, so in a notebook the stop
-    button would leave the cell waiting for input; IPython's debugger ends the cell instead.
+    """Adapt pdb to cells once it is imported (interpreter/pdbsupport.py): an interrupt at its
+    prompt ends the cell, and it never steps into the kernel's frames.
     Returns a function that cancels the adaptation if pdb was not imported yet.
     """
     from fastkernel.interpreter.importhooks import after_import
+    from fastkernel.interpreter.pdbsupport import adapt_pdb
 
-    return after_import("pdb", lambda module: _adapt_pdb(patches, module.Pdb))
-
-
-def _adapt_pdb(patches: Patches, pdb_class: Any) -> None:
-    cmdloop, interaction = pdb_class.cmdloop, pdb_class.interaction
-
-    @functools.wraps(cmdloop)
-    def kernel_cmdloop(self: Any, intro: Any = None) -> None:
-        try:
-            cmdloop(self, intro)
-        except KeyboardInterrupt:  # leave the prompt; interaction() raises it again, outside pdb
-            self.fastkernel_interrupted = True
-
-    @functools.wraps(interaction)
-    def kernel_interaction(self: Any, *args: Any, **kwargs: Any) -> None:
-        self.fastkernel_interrupted = False
-        interaction(self, *args, **kwargs)
-        if self.fastkernel_interrupted:
-            self.set_quit()  # stop tracing: the cell ends here
-            raise KeyboardInterrupt
-
-    patches.set(pdb_class, "cmdloop", kernel_cmdloop)
-    patches.set(pdb_class, "interaction", kernel_interaction)
+    return after_import("pdb", lambda module: adapt_pdb(patches, module.Pdb))
 
 
 def install_cwd_on_path() -> Callable[[], None]:

@@ -5,6 +5,8 @@ and stays valid for the life of the kernel) and a label ``Cell In[n]`` for trace
 warnings. The source goes into ``linecache`` with no modification time, which
 ``linecache.checkcache`` leaves alone; a copy is kept here so that an explicit
 ``linecache.clearcache()`` in user code does not lose it (see :meth:`CellSources.ensure_cached`).
+While the visual debugger is on, a cell is named by its source's hash instead, a real file
+that holds the same source (:meth:`CellSources.name_cells_by`, interpreter/debugcells.py).
 
 Functions know their file (``__code__.co_filename``) but classes do not: ``inspect.getfile``
 looks for ``__file__`` on the class's module, which ``__main__`` has not.
@@ -19,6 +21,7 @@ import ast
 import io
 import linecache
 import tokenize
+from collections.abc import Callable
 from typing import Any
 
 _LinecacheEntry = tuple[int, None, list[str], str]
@@ -76,15 +79,24 @@ class CellSources:
         self._entries: dict[str, _LinecacheEntry] = {}
         self._classes: dict[str, frozenset[str]] = {}  # filename -> class qualnames (lazy)
         self._seq = 0
+        # While the visual debugger is on: the file each cell runs as (interpreter/debugcells.py)
+        self._namer: Callable[[str], str] | None = None
+
+    def name_cells_by(self, namer: Callable[[str], str] | None) -> None:
+        """From now on give a cell the file name ``namer(source)`` (None: ``<cell-N>`` again)."""
+        self._namer = namer
 
     def register(self, source: str, label: str) -> str:
         """Give ``source`` a new file name, put it in ``linecache``; return the name."""
         self._seq += 1
-        filename = f"<cell-{self._seq}>"
+        namer = self._namer
+        filename = f"<cell-{self._seq}>" if namer is None else namer(source)
         lines = source.splitlines(keepends=True)
         if lines and not lines[-1].endswith("\n"):
             lines[-1] += "\n"
         entry: _LinecacheEntry = (len(source), None, lines, filename)
+        self._entries.pop(filename, None)  # a hash-named cell run again is the newest entry
+        self._classes.pop(filename, None)
         self._entries[filename] = entry
         linecache.cache[filename] = entry
         self.labels[filename] = label

@@ -23,7 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import FrameType, TracebackType
 
-_CELL_FILE = re.compile(r'File "(<cell-[^">]+>)", line (\d+)')
+# <cell-N>, or the hash-named file of a cell while the visual debugger is on (debugcells.py)
+_CELL_FILE = re.compile(r'File "(<cell-[^">]+>|[^"]+\.py)", line (\d+)')
 _CELL_NAME = re.compile(r"<cell-\d+>")
 # src/fastkernel/: every module of the kernel, the interpreter's own modules included.
 _KERNEL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastkernel.logs import log
+from fastkernel.transport.daplink import hide_from_debugger
 from fastkernel.transport.frames import WakePipe
 
 MAX_REQUEST_BYTES = 4096  # a request is a few bytes of JSON
@@ -39,6 +40,7 @@ class CommPortListener(threading.Thread):
         self, sock: socket.socket, interrupt: Callable[[], None], shutdown: Callable[[], None]
     ) -> None:
         super().__init__(name="fastkernel-commport", daemon=True)
+        hide_from_debugger(self)  # it must interrupt and stop a kernel stopped at a breakpoint
         self.sock = sock
         self.interrupt = interrupt
         self.shutdown = shutdown

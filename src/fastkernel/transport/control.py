@@ -13,6 +13,7 @@ from fastkernel.interfaces import Core
 from fastkernel.lifecycle import ParentWatch
 from fastkernel.logs import log
 from fastkernel.messages import Message
+from fastkernel.transport.daplink import hide_from_debugger
 from fastkernel.transport.frames import WakePipe, ms_until, send_frames
 from fastkernel.transport.subshells import JOIN_S, ControlWorker
 
@@ -28,6 +29,7 @@ class ControlThread(threading.Thread):
 
     def __init__(self, server: KernelServer, core: Core, parent_watch: ParentWatch | None) -> None:
         super().__init__(name="fastkernel-control", daemon=True)
+        hide_from_debugger(self)  # it must keep serving while a cell is stopped
         self.server = server
         self.core = core
         self.parent_watch = parent_watch

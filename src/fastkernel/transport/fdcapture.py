@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from fastkernel.transport.daplink import hide_from_debugger
 from fastkernel.transport.frames import WakePipe
 
 log = logging.getLogger("fastkernel")
@@ -108,6 +109,7 @@ class FdCapture(threading.Thread):
         logger: logging.Logger | None = None,
     ) -> None:
         super().__init__(name="fastkernel-fdcapture", daemon=True)
+        hide_from_debugger(self)  # it must keep serving while a cell is stopped
         self.sink = sink
         self.flush = flush  # publishes what the sink holds, after the last read at stop()
         self.fds = fds

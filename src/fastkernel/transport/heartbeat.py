@@ -8,6 +8,7 @@ import zmq
 
 from fastkernel.logs import log
 from fastkernel.transport.connection import ConnectionInfo
+from fastkernel.transport.daplink import hide_from_debugger
 from fastkernel.transport.sockets import listen
 
 
@@ -16,6 +17,7 @@ class Heartbeat(threading.Thread):
 
     def __init__(self, info: ConnectionInfo) -> None:
         super().__init__(name="fastkernel-heartbeat", daemon=True)
+        hide_from_debugger(self)  # it must keep serving while a cell is stopped
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.linger = 0

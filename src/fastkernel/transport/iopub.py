@@ -33,6 +33,7 @@ from typing import Any
 import zmq
 
 from fastkernel.logs import log
+from fastkernel.transport.daplink import hide_from_debugger
 from fastkernel.transport.frames import COPY_BELOW, SNDMORE, WakePipe, ms_until, raw_send, send_frames
 
 HELD_BEFORE_FIRST_SUBSCRIBER = 1000  # iopub messages kept for a frontend that subscribes late
@@ -52,6 +53,7 @@ class IOPubThread(threading.Thread):
 
     def __init__(self, sock: zmq.Socket[Any], welcome: Callable[[bytes], list[bytes]]) -> None:
         super().__init__(name="fastkernel-iopub", daemon=True)
+        hide_from_debugger(self)  # it must keep serving while a cell is stopped
         self.sock = sock
         self.welcome = welcome  # the frames of iopub_welcome for a subscription's topic
         self._on_flush_due: Callable[[], None] = _nothing

@@ -44,6 +44,18 @@ worker                                      that runs user code (execute_request
                                             serves shell requests on control too): runs
                                             them in order, like a subshell; its replies go
                                             out through the control thread.
+fastkernel-debugpy      a TCP connection    (daplink.py) only once a debug_request started
+                        to debugpy's        the debugger: reads DAP responses and events
+                        adapter             from debugpy's adapter, hands responses to the
+                                            control thread's waiting request and events to
+                                            the core (``debug_event`` on iopub). The control
+                                            thread sends on the connection; so it never
+                                            waits on the main thread, which may be stopped
+                                            at a breakpoint. debugpy adds threads of its
+                                            own; the kernel's threads (all but those that
+                                            run user code: subshells, the control worker)
+                                            are marked so that it neither traces nor stops
+                                            them (``hide_from_debugger``).
 fastkernel-commport     the comm port's     (commport.py) launcher mode only (launcher.py):
                         listening TCP       takes the gateway's requests, one JSON object
                         socket              per connection: the liveness poll, interrupt
@@ -76,6 +88,7 @@ import signal
 import threading
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
@@ -92,6 +105,9 @@ from fastkernel.transport.iopub import IOPubThread
 from fastkernel.transport.sockets import KernelSockets
 from fastkernel.transport.subshells import ShellRouter, current_subshell, refuse_unknown
 from fastkernel.wire import RejectLog, WireCodec, WireRejected
+
+if TYPE_CHECKING:
+    from fastkernel.transport.daplink import DapLink
 
 
 def _exit_now() -> None:
@@ -211,6 +227,12 @@ class KernelServer:
     def list_subshells(self) -> list[str]:
         router = self._router
         return [] if router is None else router.ids()
+
+    def open_debug_link(self, host: str, port: int, on_event: Callable[[dict[str, Any]], None]) -> DapLink:
+        """(control thread, first ``initialize``) A link to debugpy's adapter and its reader thread."""
+        from fastkernel.transport.daplink import DapLink
+
+        return DapLink(host, port, on_event)
 
     def _shell_router(self) -> ShellRouter:
         """(holding _router_lock) The router, started if there is none. ``_router`` is set before

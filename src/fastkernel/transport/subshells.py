@@ -25,6 +25,7 @@ import zmq
 from fastkernel.interfaces import Core
 from fastkernel.logs import log
 from fastkernel.messages import Message
+from fastkernel.transport.daplink import hide_from_debugger
 from fastkernel.transport.frames import WakePipe, send_frames
 from fastkernel.wire import peek_subshell_id
 
@@ -141,6 +142,7 @@ class ShellRouter(threading.Thread):
 
     def __init__(self, server: KernelServer, core: Core) -> None:
         super().__init__(name="fastkernel-shell", daemon=True)
+        hide_from_debugger(self)  # it must keep serving while a cell is stopped
         self.server = server
         self.core = core
         self.wake = WakePipe()

@@ -32,6 +32,7 @@ MODULES = (
     "autoawait",
     "extensions",
     "subshell",
+    "debugging",
     "errors",
 )
 LINE: dict[str, Callable[..., Any]] = {}
