@@ -66,6 +66,9 @@ class Gateway:
             "transport-encryption": "{transport_encryption}",  # as an older gateway leaves it
             "spark-context-initialization-mode": "none",
             "cluster-type": "spark",
+            # A kernel that Jupyter started on the gateway's host binds every interface by
+            # default, as these are (JPY_PARENT_PID); test_the_default_address... covers it.
+            "ip": "127.0.0.1",
             **changes,
         }
         return [arg for name, value in options.items() for arg in (f"--{name}", value)]
@@ -124,7 +127,10 @@ def execute(kc: ValidatingClient, code: str) -> tuple[dict[str, Any], str]:
 def shutdown(kc: ValidatingClient, kernel: KernelProcess) -> None:
     msg_id = kc.shutdown()
     validate(kc.control_channel.get_msg(timeout=TIMEOUT), "shutdown_reply", msg_id)
-    assert kernel.wait(TIMEOUT) == 0, kernel.stderr
+    if kernel.launcher is None:
+        assert kernel.wait(TIMEOUT) == 0, kernel.stderr
+    else:  # the process the test started is the launcher stand-in, which outlives the kernel
+        wait_gone(kernel.pid)
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -161,7 +167,7 @@ def test_the_kernel_reports_its_ports_and_serves_on_them(
     assert info["pid"] == kernel.pid and info["pgid"] == os.getpgid(kernel.pid)
     ports = [info[f"{channel}_port"] for channel in CHANNELS] + [info["comm_port"]]
     assert len(set(ports)) == 6 and all(0 < port < 65536 for port in ports), info
-    assert info["ip"] == "127.0.0.1"  # the address that routes to the gateway, not every interface
+    assert info["ip"] == "127.0.0.1"
     assert info["transport"] == "tcp" and info["signature_scheme"] == "hmac-sha256" and info["key"]
     assert bool(info.get("curve_publickey")) == (encryption == "required"), info
     kc = client(info)
@@ -175,6 +181,24 @@ def test_the_kernel_reports_its_ports_and_serves_on_them(
     finally:
         kc.stop_channels()
     assert comm_port_refuses(info)
+
+
+def test_the_default_address_is_the_one_that_routes_to_the_gateway(
+    kernels: Kernels, tmp_path: Path, gateway: Gateway
+) -> None:
+    # Started as in a container or on a YARN node: not by a Jupyter process, not over SSH.
+    argv = gateway.argv(ip="")
+    kernel = kernels.start(*argv, connection=None, env=_env(tmp_path), log=True, launcher="direct")
+    info = gateway.receive()
+    assert info["ip"] == "127.0.0.1", info  # the gateway listens on loopback: not every interface
+    assert info["pid"] == kernel.pid
+    kc = client(info)
+    try:
+        reply, out = execute(kc, "print('routed')")
+        assert out == "routed\n"
+        shutdown(kc, kernel)
+    finally:
+        kc.stop_channels()
 
 
 def test_the_plain_start_imports_no_crypto(kernels: Kernels, tmp_path: Path) -> None:
@@ -370,7 +394,9 @@ def test_the_container_entry_point_passes_the_launchers_environment(tmp_path: Pa
         PUBLIC_KEY=gateway.public_key,
         TRANSPORT_ENCRYPTION="auto",
     )
-    kernel = KernelProcess(["sh", str(script)], connection_file=None, env=env, log=tmp_path / "kernel.log")
+    kernel = KernelProcess(
+        ["sh", str(script)], connection_file=None, env=env, log=tmp_path / "kernel.log", launcher="direct"
+    )
     try:
         info = gateway.receive()
         assert info["kernel_id"] == gateway.kernel_id and info["pid"] == kernel.pid

@@ -107,7 +107,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
         proc.wait(timeout=TIMEOUT)
 
 
-def _install_spec(tmp_path: Path) -> str:
+def _install_spec(tmp_path: Path, host: str = SSH_HOST) -> str:
     """The kernelspec `python -m fastkernel install --ssh-hosts` writes, in a prefix of the test's."""
     name = "fastkernel-ssh-test"
     env = {
@@ -117,30 +117,30 @@ def _install_spec(tmp_path: Path) -> str:
     env_args = [arg for key, value in env.items() for arg in ("--env", key, value)]
     subprocess.run(
         [sys.executable, "-m", "fastkernel", "install", "--prefix", str(tmp_path / "prefix"), "--name", name]
-        + ["--ssh-hosts", SSH_HOST, *env_args],
+        + ["--ssh-hosts", host, *env_args],
         check=True,
         capture_output=True,
     )
     spec = json.loads((tmp_path / "prefix/share/jupyter/kernels" / name / "kernel.json").read_text())
     assert spec["metadata"]["kernel_provisioner"] == {
         "provisioner_name": "distributed-provisioner",
-        "config": {"remote_hosts": [SSH_HOST]},
+        "config": {"remote_hosts": [host]},
     }
     return name
 
 
-def _start_server(tmp_path: Path, sshd: Sshd, *options: str) -> Server:
+def _start_server(tmp_path: Path, sshd: Sshd | None, *options: str) -> Server:
     root = tmp_path / "root"
     root.mkdir()
     port = free_port()
     token = os.urandom(16).hex()
     env = frontend_env(
-        HOME=str(sshd.home),  # paramiko's keys and known_hosts
+        HOME=str(sshd.home if sshd else tmp_path),  # paramiko's keys and known_hosts
         JUPYTER_PATH=os.pathsep.join([str(tmp_path / "prefix/share/jupyter"), os.environ["JUPYTER_PATH"]]),
         JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
         JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
         JUPYTER_DATA_DIR=str(tmp_path / "data"),
-        GP_SSH_PORT=str(sshd.port),
+        GP_SSH_PORT=str(sshd.port if sshd else SSH_PORT),
         GP_REMOTE_USER=getpass.getuser(),
         GP_KERNEL_LOG_DIR=str(tmp_path),
         GP_RESPONSE_IP="127.0.0.1",
@@ -322,3 +322,32 @@ def test_a_kernel_launched_over_ssh_by_the_distributed_provisioner(
         for pid in [*pids, *(_processes_naming(kernel_id) if kernel_id else [])]:
             if not wait_pid_gone(pid, 0.1):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_the_distributed_provisioners_local_case(tmp_path: Path) -> None:
+    # Its default host, localhost, is this host: it starts the kernel itself, without SSH, and
+    # connects to 127.0.0.1; the kernel (JPY_PARENT_PID its parent) binds every interface.
+    name = _install_spec(tmp_path, host="localhost")
+    server = _start_server(tmp_path, None)
+    pid = None
+    try:
+        status, kernel = server.request("POST", "/api/kernels", {"name": name})
+        assert status == 201, (status, kernel, server.log())
+        kernel_id = kernel["id"]
+        channels = Channels(server, kernel_id)
+        try:
+            pid = int(_execute_value(channels, "import os; os.getpid()"))
+            assert pid in child_pids(server.proc.pid), "not started by the server itself"
+            _interrupt_a_sleeping_cell(server, channels, kernel_id)  # through the comm port
+            assert _execute_value(channels, "6 * 7") == "42"
+        finally:
+            channels.close()
+        status, body = server.request("DELETE", f"/api/kernels/{kernel_id}")
+        assert status == 204, (status, body)
+        assert wait_pid_gone(pid, TIMEOUT), "the kernel still runs after DELETE"
+        log = (tmp_path / f"kernel-{kernel_id}.log").read_text()
+        assert "on 0.0.0.0 to the gateway" in log and "comm port: interrupt" in log, log
+    finally:
+        _stop_server(server)
+        if pid is not None and not wait_pid_gone(pid, 0.1):
+            os.kill(pid, signal.SIGKILL)

@@ -27,6 +27,7 @@ import base64
 import json
 import os
 import socket
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import zmq
@@ -127,10 +128,24 @@ def load_public_key(text: str) -> Any:
     return key
 
 
-def reached_address(response: tuple[str, int]) -> str:
-    """The address this host was reached at: the SSH connection's (the gateway's DistributedProvisioner
-    connects to it), else the one the host routes to the gateway from (a pod's, a container's)."""
-    ssh = os.environ.get("SSH_CONNECTION", "").split()
+def reached_address(
+    response: tuple[str, int], environ: Mapping[str, str] = os.environ, ppid: int | None = None
+) -> str:
+    """The address to bind: the one the gateway reaches this kernel at (it connects to the host it
+    launched on, never to the address the kernel reports).
+
+    - Started by a Jupyter process on the gateway's own host (``JPY_PARENT_PID`` is our parent:
+      the distributed provisioner's local case, as with its default host ``localhost``): the
+      gateway connects to whichever of this host's addresses its host list names, so every
+      interface, as the stock launcher binds.
+    - Started over SSH: the address the SSH connection came in on, the one the distributed
+      provisioner connects to.
+    - Otherwise (a pod, a container, a YARN node): the address this host routes to the gateway
+      from.
+    """
+    if environ.get("JPY_PARENT_PID") == str(os.getppid() if ppid is None else ppid):
+        return "0.0.0.0"  # noqa: S104  # see the docstring; --ip narrows it
+    ssh = environ.get("SSH_CONNECTION", "").split()
     if len(ssh) == 4:
         return ssh[2]
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
