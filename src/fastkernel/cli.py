@@ -162,8 +162,9 @@ class FastKernelApp(Application):
     ).tag(config=True)
     ip = Unicode(
         DEFAULTS.ip,
-        help="Launcher mode: the address to bind. Default: the address this host was reached at "
-        "(the SSH connection's, else the one that routes to the response address).",
+        help="Launcher mode: the address to bind. Default: the address the gateway reaches this host "
+        "at (every interface when Jupyter started the kernel on the gateway's host, else the SSH "
+        "connection's, else the one that routes to the response address).",
     ).tag(config=True)
     # Options of the stock launchers that mean nothing to fastkernel (no Spark context is made).
     spark_context_initialization_mode = Unicode(
