@@ -276,6 +276,10 @@ def test_a_kernel_launched_over_ssh_by_the_distributed_provisioner(
             pids.append(int(where.rsplit(" ", 1)[1].rstrip(")")))
             log = (tmp_path / f"kernel-{kernel_id}.log").read_text()
             assert f"on {SSH_HOST} to the gateway at 127.0.0.1:" in log, log
+            # The comm port listens on the address the kernel was reached at only.
+            comm_port = int(log.split(" and comm port ", 1)[1].split()[0])
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", comm_port), timeout=TIMEOUT).close()
             assert ("(CurveZMQ on)" in log) == (encryption == "required"), log
 
             reply, iopub = channels.execute("print('over ssh')\n6 * 7")
