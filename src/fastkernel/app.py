@@ -88,9 +88,7 @@ def run_kernel(settings: KernelSettings) -> int:
         heartbeat,
         codec,
         factory.welcome,
-        # In launcher mode the parent is a launch shell or a container's entry point, gone at once:
-        # the gateway watches the kernel through the comm port instead.
-        parent_watch=ParentWatch.from_environment(settings.exit_with_parent and launch is None),
+        parent_watch=ParentWatch.from_environment(settings.exit_with_parent and _watch_parent(launch)),
         on_abandoned=lambda: _abandon(grace, info),
     )
     kernel = Kernel(
@@ -171,6 +169,13 @@ def _open_launch(settings: KernelSettings) -> tuple[ConnectionInfo, str, bool, S
             os.setsid()
     info = launch_connection_info(launch)
     return info, runtime_path(), True, Signer(info.key, info.signature_scheme), launch
+
+
+def _watch_parent(launch: LaunchRequest | None) -> bool:
+    """Whether the parent process is the kernel's launcher, to stop with. In launcher mode it is
+    a launch shell or a container's entry point, gone at once (the gateway watches the kernel
+    through the comm port), unless a Jupyter process on the gateway's host started the kernel."""
+    return launch is None or os.environ.get("JPY_PARENT_PID") == str(os.getppid())
 
 
 def _bind(info: ConnectionInfo, settings: KernelSettings) -> tuple[KernelSockets, Heartbeat] | None:
