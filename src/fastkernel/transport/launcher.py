@@ -113,13 +113,14 @@ def encryption_policy(text: str) -> str | None:
 
 def load_public_key(text: str) -> Any:
     """The gateway's RSA public key: base64 DER (a PEM body without its header lines), or PEM."""
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     body = "".join(line for line in text.strip().splitlines() if not line.startswith("-----"))
     try:
         key = serialization.load_der_public_key(base64.b64decode("".join(body.split()), validate=True))
-    except ValueError as err:  # binascii.Error is a ValueError
+    except (ValueError, UnsupportedAlgorithm) as err:  # binascii.Error is a ValueError
         raise LaunchError(
             f"--public-key is not a base64 RSA public key (as the gateway sends it): {err}"
         ) from None
