@@ -8,7 +8,7 @@ TEST_STAMP := $(VENV)/.test-installed
 # downloaded here). FASTKERNEL_CHROMIUM names another binary, for the tests too.
 CHROMIUM := $(or $(FASTKERNEL_CHROMIUM),/usr/bin/chromium)
 
-.PHONY: run test test-browser browser-deps lint bench stress install clean
+.PHONY: run test test-browser browser-deps remote-deps lint bench stress install clean
 
 # The kernelspec is written at install: reinstall when what it is made from changes.
 $(STAMP): pyproject.toml src/fastkernel/kernelspec.py
@@ -49,7 +49,23 @@ browser-deps:
 	  || { echo "error: apt-get could not install chromium (needed by tests/browser)" >&2; exit 1; }; \
 	[ -x "$(CHROMIUM)" ] || { echo "error: chromium installed, but $(CHROMIUM) is missing" >&2; exit 1; }
 
-test: $(TEST_STAMP) lint browser-deps
+# Debian's openssh-server for tests/remote (sshd on 127.0.0.2, started and stopped by the tests):
+# installed with apt-get when missing, as root (CI) or through `sudo -n`.
+SSHD := /usr/sbin/sshd
+remote-deps:
+	@if [ -x "$(SSHD)" ] && command -v ssh-keygen >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else \
+	  echo "error: the remote kernel tests (tests/remote) need Debian's openssh-server ($(SSHD))," >&2; \
+	  echo "  and this user cannot install it. As root: apt-get install openssh-server" >&2; \
+	  exit 1; fi; \
+	echo "Installing Debian's openssh-server for tests/remote (apt-get)"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	$$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+	$$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends openssh-server openssh-client >/dev/null \
+	  || { echo "error: apt-get could not install openssh-server (needed by tests/remote)" >&2; exit 1; }; \
+	[ -x "$(SSHD)" ] || { echo "error: openssh-server installed, but $(SSHD) is missing" >&2; exit 1; }
+
+test: $(TEST_STAMP) lint browser-deps remote-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not stress" tests
 
 # The browser tests alone (JupyterLab 4 and Notebook 7 in headless chromium); screenshots in

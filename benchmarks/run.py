@@ -1,7 +1,8 @@
 """Benchmark fastkernel against ipykernel and xeus-python installed in the same environment.
 
 Usage: ``python benchmarks/run.py [--quick] [--no-docs] [--docs PATH]``, or one section alone
-(``--floods``, ``--interrupts``, ``--hostile``, ``--libraries``, ``--subshells``, ``--curve``).
+(``--floods``, ``--interrupts``, ``--hostile``, ``--libraries``, ``--subshells``, ``--curve``,
+``--density``).
 Prints a table and (by default) writes it, with the method, to docs/performance.md. Every kernel is driven by
 the same small zmq client (benchmarks/client.py); every kernel process is shut down at the
 end, on error, on Ctrl-C and on SIGTERM.
@@ -31,6 +32,7 @@ import zmq
 from client import KernelDied, KernelProcess, shutdown_all
 from curve import curve_markdown, measure_curve
 from debugger import debugger_markdown, measure_debugger
+from density import density_markdown, measure_density
 from floods import markdown as floods_markdown
 from floods import measure_floods
 from hostile import markdown as hostile_markdown
@@ -83,6 +85,7 @@ class Kernel:
     library_cells: dict[str, Any] = field(default_factory=dict)  # see libraries.measure_libraries
     debugger: dict[str, Any] | str | None = None  # see debugger.measure_debugger
     curve: dict[str, Any] | str | None = None  # see curve.measure_curve
+    density: dict[str, float] | str | None = None  # see density.measure_density
 
 
 def all_kernels() -> list[Kernel]:
@@ -361,6 +364,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="run only the CurveZMQ round trips and flood (benchmarks/curve.py); rewrite only their section",
     )
+    parser.add_argument(
+        "--density",
+        action="store_true",
+        help="run only the kernel density measure (benchmarks/density.py); rewrite only its section",
+    )
     return parser.parse_args(argv)
 
 
@@ -382,6 +390,7 @@ SECTIONS: dict[str, tuple[str, Any, Any]] = {
         debugger_markdown,
     ),
     "curve": ("transport encryption (a fresh kernel per kernel and mode):", measure_curve, curve_markdown),
+    "density": ("kernel density (20 kernels behind one jupyter_server):", measure_density, density_markdown),
 }
 
 
@@ -439,6 +448,7 @@ def measure_all(
     measure_section("libraries", kernels, ctx, env)
     measure_section("debugger", kernels, ctx, env)
     measure_section("curve", kernels, ctx, env)
+    measure_section("density", kernels, ctx, env)
     return breakdown, floor
 
 

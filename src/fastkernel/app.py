@@ -3,7 +3,8 @@
 The start path is ordered for a fast first reply: read the connection file, bind the five
 sockets (CurveZMQ servers when the file has keys: transport/sockets.py) and start the
 heartbeat, report the ports to the launcher when the file is a JEP 66 registration file
-(transport/handshake.py), then build the core (cheap: its runtime is built after the first
+(transport/handshake.py) or send them to the gateway in launcher mode (transport/launcher.py),
+then build the core (cheap: its runtime is built after the first
 reply, see kernel.py) and serve. Requests that arrive meanwhile wait in the sockets.
 Nothing on this path imports traitlets, logging or the interpreter; a start with options
 or config files goes through cli.py first (see settings.py).
@@ -11,6 +12,7 @@ or config files goes through cli.py first (see settings.py).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -21,11 +23,15 @@ from fastkernel.logs import log
 from fastkernel.settings import KernelSettings, quick_settings
 
 if TYPE_CHECKING:
+    import socket
+
     from fastkernel.history import HistoryStore
     from fastkernel.kernel import Kernel, RuntimeOptions
     from fastkernel.runtime import Runtime
+    from fastkernel.transport.commport import CommPortListener
     from fastkernel.transport.connection import ConnectionInfo
     from fastkernel.transport.heartbeat import Heartbeat
+    from fastkernel.transport.launcher import LaunchRequest
     from fastkernel.transport.server import KernelServer
     from fastkernel.transport.sockets import KernelSockets
     from fastkernel.wire import Signer
@@ -54,23 +60,26 @@ def run_kernel(settings: KernelSettings) -> int:
     from fastkernel.kernel import Kernel  # noqa: F811  # the import itself, beside the type
     from fastkernel.lifecycle import ParentWatch
     from fastkernel.messages import MessageFactory
-    from fastkernel.transport.heartbeat import Heartbeat  # noqa: F811
     from fastkernel.transport.server import KernelServer  # noqa: F811
-    from fastkernel.transport.sockets import KernelSockets  # noqa: F811
     from fastkernel.wire import WireCodec
 
     starttrace.mark("imports")
     opened = _open_connection(settings)
     if isinstance(opened, int):
         return opened
-    info, path, created, signer = opened
-    sockets = KernelSockets(info, settings.max_message_bytes)
-    heartbeat = Heartbeat(info)
-    info.ports["hb"] = heartbeat.port
-    heartbeat.start()
+    info, path, created, signer, launch = opened
+    bound = _bind(info, settings)
+    if bound is None:
+        return 2
+    sockets, heartbeat = bound
     starttrace.mark("bound")
     if info.registration_port is not None and not _register(sockets, heartbeat, info, signer, settings):
         return 2
+    comm_sock = None
+    if launch is not None:
+        comm_sock = _report_to_gateway(sockets, heartbeat, info, launch)
+        if comm_sock is None:
+            return 2
     factory = MessageFactory()
     codec = WireCodec(signer, max_bytes=settings.max_message_bytes, replay_history=settings.replay_history)
     grace = settings.terminate_children_grace if settings.terminate_children else None
@@ -79,7 +88,7 @@ def run_kernel(settings: KernelSettings) -> int:
         heartbeat,
         codec,
         factory.welcome,
-        parent_watch=ParentWatch.from_environment(settings.exit_with_parent),
+        parent_watch=ParentWatch.from_environment(settings.exit_with_parent and _watch_parent(launch)),
         on_abandoned=lambda: _abandon(grace, info),
     )
     kernel = Kernel(
@@ -90,12 +99,22 @@ def run_kernel(settings: KernelSettings) -> int:
         runtime=_runtime_options(settings),
         on_runtime=lambda runtime: _install_runtime(settings, runtime),
     )
+    comm = None
+    if comm_sock is not None:
+        from fastkernel.transport.commport import CommPortListener  # noqa: F811
+
+        comm = CommPortListener(comm_sock, interrupt=server.interrupt_main, shutdown=server.stop_soon)
     _announce(info, path, created, settings)
-    return _serve(server, kernel, info, path if created else None, grace)
+    return _serve(server, kernel, info, path if created else None, grace, comm)
 
 
-def _open_connection(settings: KernelSettings) -> tuple[ConnectionInfo, str, bool, Signer] | int:
-    """(info, path, created by us, signer) from the connection file, or an exit code after an error."""
+def _open_connection(
+    settings: KernelSettings,
+) -> tuple[ConnectionInfo, str, bool, Signer, LaunchRequest | None] | int:
+    """(info, path, created by us, signer, the gateway's launch request in launcher mode) from the
+    connection file or the launcher arguments, or an exit code after an error."""
+    if settings.response_address:
+        return _open_launch(settings)
     from fastkernel.transport.connection import (
         ConnectionError_,
         file_is_private,
@@ -129,7 +148,93 @@ def _open_connection(settings: KernelSettings) -> tuple[ConnectionInfo, str, boo
         return 2
     # A registration file is the launcher's: the kernel writes its ports to a file of its own.
     created = not settings.connection_file or info.registration_port is not None
-    return info, runtime_path() if created else settings.connection_file, created, signer
+    return info, runtime_path() if created else settings.connection_file, created, signer, None
+
+
+def _open_launch(settings: KernelSettings) -> tuple[ConnectionInfo, str, bool, Signer, LaunchRequest] | int:
+    """Launcher mode: check the gateway's arguments and make a connection info of our own."""
+    from fastkernel.transport.connection import runtime_path
+    from fastkernel.transport.launcher import LaunchError, launch_connection_info, launch_request
+    from fastkernel.wire import Signer  # noqa: F811
+
+    try:
+        launch = launch_request(settings)
+    except LaunchError as err:
+        log.error("launcher mode: %s", err)
+        return 2
+    if os.getpgrp() != os.getpid():
+        # Lead a session of our own (as jupyter_client starts local kernels): the pgid the gateway
+        # is told is ours alone, and interrupts reach the cells' child processes.
+        with contextlib.suppress(OSError):
+            os.setsid()
+    info = launch_connection_info(launch)
+    return info, runtime_path(), True, Signer(info.key, info.signature_scheme), launch
+
+
+def _watch_parent(launch: LaunchRequest | None) -> bool:
+    """Whether the parent process is the kernel's launcher, to stop with. In launcher mode it is
+    a launch shell or a container's entry point, gone at once (the gateway watches the kernel
+    through the comm port), unless a Jupyter process on the gateway's host started the kernel."""
+    return launch is None or os.environ.get("JPY_PARENT_PID") == str(os.getppid())
+
+
+def _bind(info: ConnectionInfo, settings: KernelSettings) -> tuple[KernelSockets, Heartbeat] | None:
+    """Bind the four sockets and start the heartbeat; None after logging why binding failed."""
+    import zmq
+
+    from fastkernel.transport.connection import ConnectionError_
+    from fastkernel.transport.heartbeat import Heartbeat  # noqa: F811
+    from fastkernel.transport.sockets import KernelSockets  # noqa: F811
+
+    try:
+        sockets = KernelSockets(info, settings.max_message_bytes)
+    except (ConnectionError_, zmq.ZMQError) as err:
+        log.error("cannot bind the kernel's sockets on %s: %s", info.ip, err)
+        return None
+    try:
+        heartbeat = Heartbeat(info)
+    except (ConnectionError_, zmq.ZMQError) as err:
+        log.error("cannot bind the heartbeat socket on %s: %s", info.ip, err)
+        sockets.close()
+        return None
+    info.ports["hb"] = heartbeat.port
+    heartbeat.start()
+    return sockets, heartbeat
+
+
+def _report_to_gateway(
+    sockets: KernelSockets, heartbeat: Heartbeat, info: ConnectionInfo, launch: LaunchRequest
+) -> socket.socket | None:
+    """Bind the comm port and send the connection info to the gateway (transport/launcher.py);
+    return the comm port's listening socket, or on failure log why, close, return None."""
+    from fastkernel.transport.connection import ConnectionError_
+    from fastkernel.transport.launcher import LaunchError, bind_comm_socket, report
+
+    try:
+        comm_sock = bind_comm_socket(launch)
+    except (ConnectionError_, OSError) as err:
+        log.error("launcher mode: cannot bind the comm port on %s: %s", launch.bind_ip, err)
+        heartbeat.stop()
+        sockets.close()
+        return None
+    comm_port = comm_sock.getsockname()[1]
+    try:
+        report(launch, info, comm_port)
+    except LaunchError as err:
+        log.error("launcher mode: %s", err)
+        comm_sock.close()
+        heartbeat.stop()
+        sockets.close()
+        return None
+    log.info(
+        "launcher mode: sent ports %s and comm port %d on %s to the gateway at %s:%d%s",
+        info.ports,
+        comm_port,
+        info.ip,
+        *launch.response,
+        " (CurveZMQ on)" if info.curve is not None else "",
+    )
+    return comm_sock
 
 
 def _register(
@@ -233,7 +338,12 @@ def _abandon(grace: float | None, info: ConnectionInfo) -> None:
 
 
 def _serve(
-    server: KernelServer, kernel: Kernel, info: ConnectionInfo, created_path: str | None, grace: float | None
+    server: KernelServer,
+    kernel: Kernel,
+    info: ConnectionInfo,
+    created_path: str | None,
+    grace: float | None,
+    comm: CommPortListener | None = None,
 ) -> int:
     """Serve until stopped; then end the cells' child processes (``grace``: seconds they get
     between SIGTERM and SIGKILL; None leaves them running) and close everything."""
@@ -247,6 +357,8 @@ def _serve(
     # A signal the OS delivers to another thread only sets a flag: the main thread runs the
     # handler once it runs bytecode again, so the signal also wakes its poll.
     signal.set_wakeup_fd(server.main_wake_fd, warn_on_full_buffer=False)
+    if comm is not None:
+        comm.start()  # after the handlers: a signal it raises in the kernel finds them in place
     try:
         server.start_iopub()
         kernel.publish_status("starting", None)
@@ -263,6 +375,8 @@ def _serve(
         sys.stdout, sys.stderr = saved
         if created_path is not None and os.path.exists(created_path):
             os.unlink(created_path)
+        if comm is not None:
+            comm.stop()  # last: a refused liveness poll tells the gateway the kernel is gone
     return 0
 
 

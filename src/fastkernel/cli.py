@@ -33,7 +33,9 @@ class FastKernelApp(Application):
         "python -m fastkernel -f kernel-1234.json    # serve a frontend's connection file\n"
         "python -m fastkernel                        # make a connection file, log how to connect\n"
         "python -m fastkernel install --user         # install the kernelspec for this user\n"
-        "python -m fastkernel install --help         # --sys-prefix, --prefix, --name, --env K V, ..."
+        "python -m fastkernel install --help         # --sys-prefix, --prefix, --name, --env K V, ...\n"
+        "python -m fastkernel --kernel-id ID --response-address IP:PORT --public-key KEY \\\n"
+        "    --port-range 0..0 --transport-encryption required   # launcher mode (docs/remote.md)"
     )
 
     connection_file = Unicode("", help="JSON connection file written by the frontend.").tag(config=True)
@@ -136,6 +138,44 @@ class FastKernelApp(Application):
         "with a JEP 66 registration file (a connection file with registration_port); it exits "
         "with an error after that.",
     ).tag(config=True)
+    response_address = Unicode(
+        DEFAULTS.response_address,
+        help="Launcher mode (gateway_provisioners, Enterprise Gateway): the gateway's IP:PORT to "
+        "send the kernel's encrypted connection info to. See docs/remote.md.",
+    ).tag(config=True)
+    kernel_id = Unicode(DEFAULTS.kernel_id, help="Launcher mode: the kernel id the gateway gave.").tag(
+        config=True
+    )
+    public_key = Unicode(
+        DEFAULTS.public_key,
+        help="Launcher mode: the gateway's RSA public key (base64 DER) that seals the connection info.",
+    ).tag(config=True)
+    port_range = Unicode(
+        DEFAULTS.port_range,
+        help="Launcher mode: LOW..HIGH, the ports the kernel may bind (its five sockets and the comm "
+        "port); 0..0 or empty: any.",
+    ).tag(config=True)
+    transport_encryption = Unicode(
+        DEFAULTS.transport_encryption,
+        help="Launcher mode: 'auto' or 'required' makes the sockets CurveZMQ servers and sends the "
+        "keys with the connection info; empty, 'disabled' or an unsubstituted {placeholder}: off.",
+    ).tag(config=True)
+    ip = Unicode(
+        DEFAULTS.ip,
+        help="Launcher mode: the address to bind. Default: the address the gateway reaches this host "
+        "at (every interface when Jupyter started the kernel on the gateway's host, else the SSH "
+        "connection's, else the one that routes to the response address).",
+    ).tag(config=True)
+    # Options of the stock launchers that mean nothing to fastkernel (no Spark context is made).
+    spark_context_initialization_mode = Unicode(
+        "none", help="Accepted for compatibility with the stock launchers, and ignored."
+    ).tag(config=True)
+    cluster_type = Unicode("", help="Accepted for compatibility with the stock launchers, and ignored.").tag(
+        config=True
+    )
+    kernel_class_name = Unicode(
+        "", help="Accepted for compatibility with the stock launchers, and ignored."
+    ).tag(config=True)
 
     traceback_mode = CaselessStrEnum(
         ["Minimal", "Plain", "Context", "Verbose", "Docs"],
@@ -177,6 +217,15 @@ class FastKernelApp(Application):
         "xmode": "FastKernelApp.traceback_mode",
         "traceback-colors": "FastKernelApp.traceback_colors",
         "log-level": "Application.log_level",
+        "response-address": "FastKernelApp.response_address",
+        "kernel-id": "FastKernelApp.kernel_id",
+        "public-key": "FastKernelApp.public_key",
+        "port-range": "FastKernelApp.port_range",
+        "transport-encryption": "FastKernelApp.transport_encryption",
+        "ip": "FastKernelApp.ip",
+        "spark-context-initialization-mode": "FastKernelApp.spark_context_initialization_mode",
+        "cluster-type": "FastKernelApp.cluster_type",
+        "kernel-class-name": "FastKernelApp.kernel_class_name",
     }
     flags = {
         "allow-insecure": (
@@ -228,8 +277,28 @@ class FastKernelApp(Application):
         return KernelSettings(**values, log_level=int(level))
 
 
+# Launcher options a gateway may substitute with nothing: its SSH command line is one unquoted
+# string, so ``--transport-encryption {transport_encryption}`` arrives as a bare option.
+_MAY_BE_EMPTY = ("--transport-encryption", "--port-range", "--spark-context-initialization-mode")
+# Enterprise Gateway's kernelspecs spell the launcher options --RemoteProcessProxy.kernel-id, ...
+_EG_PREFIX = "--RemoteProcessProxy."
+
+
+def _launcher_args(argv: list[str]) -> list[str]:
+    """``argv`` with Enterprise Gateway's option spellings made plain, and an empty value after
+    each bare ``_MAY_BE_EMPTY`` option."""
+    plain = ["--" + arg[len(_EG_PREFIX) :] if arg.startswith(_EG_PREFIX) else arg for arg in argv]
+    filled: list[str] = []
+    for index, arg in enumerate(plain):
+        filled.append(arg)
+        following = plain[index + 1] if index + 1 < len(plain) else None
+        if arg in _MAY_BE_EMPTY and (following is None or following.startswith("--")):
+            filled.append("")
+    return filled
+
+
 def parse_settings(argv: list[str]) -> KernelSettings:
     """Settings from ``argv`` and the config files (exits for --help and bad options)."""
     app = FastKernelApp()
-    app.initialize(argv)
+    app.initialize(_launcher_args(argv))
     return app.settings()

@@ -68,19 +68,75 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         help="set environment variable K to V in the kernel (repeatable)",
     )
+    _remote_options(p)
     return p
+
+
+def _remote_options(p: argparse.ArgumentParser) -> None:
+    remote = p.add_argument_group(
+        "remote kernels",
+        "A kernelspec for a gateway_provisioners provisioner (jupyter_server, Enterprise Gateway), "
+        "install it where the gateway runs. See docs/remote.md.",
+    )
+    kind = remote.add_mutually_exclusive_group()
+    kind.add_argument("--ssh-hosts", nargs="+", metavar="HOST", help="kernels run over SSH on these hosts")
+    kind.add_argument("--kubernetes-image", metavar="IMAGE", help="kernels run in pods of this image")
+    kind.add_argument("--docker-image", metavar="IMAGE", help="kernels run in containers of this image")
+    kind.add_argument("--yarn", action="store_true", help="kernels run in a YARN cluster (spark-submit)")
+    remote.add_argument(
+        "--remote-python",
+        metavar="PATH",
+        help="the Python with fastkernel on the SSH/YARN hosts (default: this one, same path there)",
+    )
+    remote.add_argument("--yarn-endpoint", metavar="URL", help="the YARN ResourceManager's REST URL")
+    remote.add_argument(
+        "--spark-home", default="/opt/spark", help="SPARK_HOME for --yarn (default /opt/spark)"
+    )
+
+
+def _remote_kind(args: argparse.Namespace) -> str | None:
+    if args.ssh_hosts:
+        return "ssh"
+    if args.kubernetes_image:
+        return "kubernetes"
+    if args.docker_image:
+        return "docker"
+    return "yarn" if args.yarn else None
 
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     from jupyter_client.kernelspec import KernelSpecManager  # install-time only
 
-    spec = kernel_json(display_name=args.display_name, env=dict(args.env) or None)
+    kind = _remote_kind(args)
+    name, display_name = args.name, args.display_name
+    if kind is not None:
+        from fastkernel import remotespec
+
+        name = name if name != DEFAULT_NAME else f"{DEFAULT_NAME}-{kind}"
+        if display_name == DEFAULT_DISPLAY_NAME:
+            display_name = f"Python 3 (fastkernel, {remotespec.LABELS[kind]})"
+    spec = kernel_json(display_name=display_name, env=dict(args.env) or None)
+    if kind is not None:
+        spec = remotespec.remote_kernel_json(
+            spec,
+            kind,
+            python=args.remote_python or sys.executable,
+            hosts=args.ssh_hosts,
+            image=args.kubernetes_image or args.docker_image,
+            spark_home=args.spark_home,
+            yarn_endpoint=args.yarn_endpoint,
+        )
     prefix = sys.prefix if args.sys_prefix else args.prefix
     with tempfile.TemporaryDirectory() as tmp:
-        source = write_spec_dir(Path(tmp) / args.name, spec)
+        source = write_spec_dir(Path(tmp) / name, spec)
+        if kind is not None:
+            remotespec.write_remote_files(source, kind)
         dest = KernelSpecManager().install_kernel_spec(
-            str(source), kernel_name=args.name, user=args.user, prefix=prefix
+            str(source), kernel_name=name, user=args.user, prefix=prefix
         )
-    print(f"Installed kernelspec {args.name} in {dest}")
+    if kind is not None:  # paths inside the spec dir, known once it is installed
+        installed = Path(dest) / "kernel.json"
+        installed.write_text(remotespec.fill_spec_dir(installed.read_text(encoding="utf-8"), dest))
+    print(f"Installed kernelspec {name} in {dest}")
     return 0

@@ -45,6 +45,14 @@ class KernelSettings(NamedTuple):
     traceback_colors: str = "auto"
     traceback_hide_libraries: bool = False
     log_level: int = 20  # logging.INFO
+    # Launcher mode (gateway_provisioners / Enterprise Gateway; transport/launcher.py): on when
+    # response_address is given. The kernel binds its own ports and reports them there.
+    response_address: str = ""
+    kernel_id: str = ""
+    public_key: str = ""
+    port_range: str = ""
+    transport_encryption: str = ""
+    ip: str = ""
 
 
 DEFAULTS = KernelSettings()

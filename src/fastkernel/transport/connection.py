@@ -58,6 +58,8 @@ class ConnectionInfo:
         self.kernel_name = kernel_name
         self.extra = extra if extra is not None else {}
         self.curve = curve  # None: plain sockets, as without encryption
+        # Launcher mode: ports picked (port 0) come from this range, inclusive (sockets.listen).
+        self.port_range: tuple[int, int] | None = None
         # Port 0 asks the kernel to pick one: the real ports are then written back to the file.
         self.picked_ports = 0 in self.ports.values()
 

@@ -56,6 +56,13 @@ fastkernel-debugpy      a TCP connection    (daplink.py) only once a debug_reque
                                             run user code: subshells, the control worker)
                                             are marked so that it neither traces nor stops
                                             them (``hide_from_debugger``).
+fastkernel-commport     the comm port's     (commport.py) launcher mode only (launcher.py):
+                        listening TCP       takes the gateway's requests, one JSON object
+                        socket              per connection: the liveness poll, interrupt
+                                            (``interrupt_main``), signals, shutdown
+                                            (``stop_soon``). Closes the socket as the
+                                            kernel ends, so the gateway's next poll is
+                                            refused.
 fastkernel-fdcapture    the read ends of    (fdcapture.py) only with fd capture on: reads
                         the fd 1 and fd 2   what subprocesses and C code write to fds 1 and
                         pipes               2 and hands it to the stream coalescer; answers

@@ -3,15 +3,16 @@ the heartbeat (heartbeat.py) through the same :func:`listen`.
 
 Everything a listening socket needs before its bind is in :func:`listen`: CurveZMQ server keys
 (curve must be set before bind, or the first peers connect in plain text), IPv6, and for the
-ipc transport socket files only their owner can open. Issue 15 (ports in a given range, keys
-the kernel makes itself) changes this one function.
+ipc transport socket files only their owner can open, and for a kernel given a port range
+(launcher mode, transport/launcher.py) a free port inside it, found by binding (no race).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import zmq
@@ -62,6 +63,8 @@ def listen(sock: zmq.Socket[Any], info: ConnectionInfo, channel: str) -> int:
     if info.transport == "tcp":
         if port == 0:
             host = f"[{info.ip}]" if ":" in info.ip else info.ip
+            if info.port_range is not None:
+                return bind_in_range(lambda p: sock.bind(f"tcp://{host}:{p}"), info.port_range, channel)
             return int(sock.bind_to_random_port(f"tcp://{host}"))
         sock.bind(info.address(channel))
         return port
@@ -73,6 +76,36 @@ def listen(sock: zmq.Socket[Any], info: ConnectionInfo, channel: str) -> int:
         sock.bind(info.address(channel, port))
     os.chmod(f"{info.ip}-{port}", 0o600)  # whatever mode libzmq gave it
     return port
+
+
+_TAKEN = (errno.EADDRINUSE, errno.EACCES)  # in use, or privileged: try the next port
+
+
+def bind_in_range(bind: Callable[[int], object], port_range: tuple[int, int], what: str) -> int:
+    """Bind with ``bind(port)`` to a free port of ``port_range`` (inclusive); return the port.
+
+    The search starts at a random port, so kernels sharing a range rarely try the same ports.
+    Raise ConnectionError_ when every port of the range is taken.
+    """
+    low, high = port_range
+    count = high - low + 1
+    start = int.from_bytes(os.urandom(4), "big") % count
+    for step in range(count):
+        port = low + (start + step) % count
+        try:
+            bind(port)
+        except zmq.ZMQError as err:
+            if err.errno not in _TAKEN:
+                raise
+        except OSError as err:
+            if err.errno not in _TAKEN:
+                raise
+        else:
+            return port
+    raise ConnectionError_(
+        f"no free port for {what} in the port range {low}..{high}: all {count} ports are in use "
+        "(give a wider range: the kernel needs six ports, its five sockets and the comm port)"
+    )
 
 
 def remove_ipc_files(info: ConnectionInfo) -> None:
