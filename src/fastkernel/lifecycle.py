@@ -1,7 +1,7 @@
 """The kernel process's life: outliving no parent, ending its children, naming the cell on a crash.
 
 Standard library only, no threads of its own (the parent watch is polled by the control thread,
-see transport/server.py). Linux details (``/proc``) degrade to what POSIX gives elsewhere.
+see transport/__init__.py). Linux details (``/proc``) degrade to what POSIX gives elsewhere.
 
 - :class:`ParentWatch`: is the process that launched us gone? Two signs, checked once a second:
   the process named by ``JPY_PARENT_PID`` (jupyter_client's frontend, which may be a grand-parent

@@ -1,4 +1,4 @@
-"""The control thread: the one owner of the control socket (see transport/server.py)."""
+"""The control thread: the one owner of the control socket (see transport/__init__.py)."""
 
 from __future__ import annotations
 

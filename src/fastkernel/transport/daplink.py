@@ -1,4 +1,4 @@
-"""The link to debugpy's adapter: one TCP connection, one reader thread (see server.py's table).
+"""The link to debugpy's adapter: one TCP connection, one reader thread (see transport/__init__.py).
 
 The debugger (fastkernel/debugger.py) runs on the control thread and sends Debug Adapter
 Protocol requests through :class:`DapLink`; the ``fastkernel-debugpy`` thread reads what the

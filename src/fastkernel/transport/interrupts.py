@@ -1,4 +1,4 @@
-"""What SIGINT does on the main thread (installed by app.py; see transport/server.py)."""
+"""What SIGINT does on the main thread (installed by app.py; see transport/__init__.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The iopub thread: the one owner of the iopub XPUB socket (see transport/server.py).
+"""The iopub thread: the one owner of the iopub XPUB socket (see transport/__init__.py).
 
 While the main thread works through shell requests, producers queue iopub messages without
 waking this thread, which then polls every ``BATCH_LATENCY_MS`` and is woken when the burst
