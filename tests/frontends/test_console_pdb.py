@@ -46,3 +46,10 @@ def test_breakpoint_and_debug_magic_in_the_console(console: Console) -> None:
     printed = pdb_session(console, ["p v + 7", "q"], 5)
     assert "-> f = lambda v: 1 / v" in printed and "7\n" in printed
     assert console.run("print('still here')", 6).strip() == "still here"
+
+    console.run("%pdb on", 7)  # automatic post-mortem: the next error opens pdb by itself
+    console.child.sendline("f(0)")
+    printed = pdb_session(console, ["p v - 5", "q"], 8)
+    assert "ZeroDivisionError" in printed and "-5\n" in printed
+    console.run("%pdb off", 9)
+    assert "ZeroDivisionError" in console.run("f(0)", 10)  # no pdb prompt this time
