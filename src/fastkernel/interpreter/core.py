@@ -162,7 +162,7 @@ class Interpreter:
         """
         self._previous_main = sys.modules.get("__main__")
         sys.modules["__main__"] = self.module
-        self._cancel_hooks += install_habits(self.patches)  # '' on sys.path, pdb interrupts
+        self._cancel_hooks += install_habits(self.patches, self.sources)  # '' on sys.path, pdb
         running.set_current(self)  # before the hooks below, which may run at once
         self.patches.set(builtins, "help", KernelHelp())
         from fastkernel.interpreter.display import display
