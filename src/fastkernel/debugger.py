@@ -35,6 +35,7 @@ from fastkernel.interpreter.debugcells import (
     is_user_variable,
     loaded_modules,
     page,
+    release_settrace,
     trace_cells,
 )
 from fastkernel.logs import log
@@ -134,6 +135,8 @@ class Debugger:
 
     def do_initialize(self, request: Dap) -> Dap:
         if not self.started:
+            if self._saved_breakpointhook is None:  # before debugpy, which puts in its own
+                self._saved_breakpointhook = sys.breakpointhook
             # Frozen stdlib modules only hide breakpoints set inside the stdlib: no warning
             # about them in the user's cell (debugpy reads this when imported)
             os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
@@ -163,7 +166,6 @@ class Debugger:
             return f"{type(err).__name__}: {err}"
         self.started = True
         self._hook_interpreter()
-        self._saved_breakpointhook = sys.breakpointhook
         import debugpy
 
         sys.breakpointhook = debugpy.breakpoint  # breakpoint() stops in the visual debugger
@@ -224,6 +226,7 @@ class Debugger:
         if self._saved_breakpointhook is not None:
             sys.breakpointhook = self._saved_breakpointhook
             self._saved_breakpointhook = None
+            release_settrace()
 
     def _before_cell(self) -> None:
         """(pre_execute, the cell's thread) Traced by debugpy while started, else not."""
