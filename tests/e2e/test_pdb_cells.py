@@ -27,7 +27,10 @@ def test_where_and_stops_name_cells_as_tracebacks_do(fresh_kernel: KernelHarness
 
 def test_break_at_a_cell_label_and_its_messages(fresh_kernel: KernelHarness) -> None:
     kernel = fresh_kernel
-    ok(kernel, "def count_up(n):\n    total = 0\n    for i in range(n):\n        total += i\n    return total\n")
+    ok(
+        kernel,
+        "def count_up(n):\n    total = 0\n    for i in range(n):\n        total += i\n    return total\n",
+    )
     answers = ["break Cell In[1]:5", "break", "c", "p total", "clear 1", "c"]
     ex, _ = debug_session(kernel, "breakpoint()\ncounted = count_up(4)\n", answers)
     out = ex.stream_text()

@@ -194,7 +194,9 @@ def _run(inner: Callable[..., float], number: int) -> float:
             gc.enable()
 
 
-def _timeit(magics: Magics, stmt: str, setup: str, options: dict[str, int], stmt_line: int) -> TimeitResult | None:
+def _timeit(
+    magics: Magics, stmt: str, setup: str, options: dict[str, int], stmt_line: int
+) -> TimeitResult | None:
     if not stmt.strip():
         raise UsageError("%timeit needs a statement to time")
     started = time.perf_counter()
