@@ -97,3 +97,13 @@ def test_cells_run_under_the_visual_debugger_keep_their_label(fresh_kernel: Kern
     assert out.startswith("> Cell In[1](3)halve()\n-> return v / 2\n") and path not in out
     assert ex.stream_text("stderr") == ""  # no warning from debugpy about pdb's tracer
     assert result(ex) == "4.0"
+
+
+def test_in_an_await_cell_the_session_ends_at_its_first_await(kernel: KernelHarness) -> None:
+    code = "import asyncio\nbreakpoint()\nbefore = 1\nawait asyncio.sleep(0)\nafter = before + 1\nafter\n"
+    ex, _ = debug_session(kernel, code, ["n", "n"])  # to the await, then over it: the cell runs on
+    out = ex.stream_text()
+    assert "-> await asyncio.sleep(0)\n" in out and "-> after" not in out
+    assert "fastkernel" not in out and "StopIteration" not in out
+    assert ex.content["status"] == "ok" and result(ex) == "2"
+    assert result(ok(kernel, "import sys; sys.gettrace() is None")) == "True"

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 KERNEL_MODULES = ("fastkernel", "fastkernel.*")
 RUNNERS = ("run_code", "run_async")  # the Interpreter methods that run a cell's two code objects
 CO_NEWLOCALS = 0x2  # inspect.CO_NEWLOCALS: a function's frame, not a cell's top level
+CO_COROUTINE = 0x80  # inspect.CO_COROUTINE: a cell that uses top-level await
 _AT_FILE_LINE = re.compile(r" at (<cell-\d+>|\S+?\.py):(\d+)")
 
 
@@ -133,7 +134,13 @@ def _is_kernel_frame(frame: Any) -> bool:
 
 def _last_expression_follows(frame: Any, caller: Any) -> bool:
     """Whether ``frame`` runs the body of a cell (or of a cell magic) whose last expression
-    ``caller`` runs next: ``Interpreter.run_code``/``run_async`` compile the two apart."""
+    ``caller`` runs next: ``Interpreter.run_code``/``run_async`` compile the two apart.
+
+    Not for a body that awaits: its frame also "returns" at each ``await`` that suspends it,
+    and the session ends there (as it did before the last expression was reached at all).
+    """
+    if frame.f_code.co_flags & CO_COROUTINE:
+        return False
     if caller is None or caller.f_code.co_name not in RUNNERS or not _is_kernel_frame(caller):
         return False
     local = caller.f_locals
