@@ -120,3 +120,13 @@ def test_in_an_await_cell_the_session_ends_at_its_first_await(kernel: KernelHarn
     assert "fastkernel" not in out and "StopIteration" not in out
     assert ex.content["status"] == "ok" and result(ex) == "2"
     assert result(ok(kernel, "import sys; sys.gettrace() is None")) == "True"
+
+
+def test_debug_post_mortem_names_the_cells(fresh_kernel: KernelHarness) -> None:
+    kernel = fresh_kernel
+    ok(kernel, "def divide(v):\n    return 10 / v\n")  # In[1]
+    assert kernel.execute("divide(0)\n").content["ename"] == "ZeroDivisionError"  # In[2]
+    ex, _ = debug_session(kernel, "%debug", ["where", "q"])
+    out = ex.stream_text()
+    assert "  Cell In[2](1)<module>()\n-> divide(0)\n> Cell In[1](2)divide()\n-> return 10 / v\n" in out
+    assert "<cell-" not in out
