@@ -7,7 +7,14 @@ and notebook alike). When pdb is first imported, :func:`adapt_pdb` changes ``pdb
   at a cell's last line does not step into the kernel that ran the cell, and its stack
   (``where``, ``up``) starts at the cell: the kernel's frames below it are left out;
 - an interrupt at its prompt ends the cell with KeyboardInterrupt, as under IPython (pdb
-  alone catches it and prompts again, which in a notebook would leave the cell waiting).
+  alone catches it and prompts again, which in a notebook would leave the cell waiting);
+- it names cells by their labels, as the tracebacks do (``> Cell In[3](2)<module>()``,
+  ``Breakpoint 1 at Cell In[3]:2``), and ``break Cell In[3]:2`` finds that cell;
+- a cell's body and its last expression (two code objects, see ``Interpreter.run_code``)
+  step as one: ``next`` at the body's last line stops at the last expression, with no stop
+  at the body's return and none at the last expression's call;
+- the ``__return__`` and ``__exception__`` that pdb notes in a frame's locals are taken out
+  again at a cell's top level, where the locals are the user's namespace.
 
 A session ends with its cell: when the cell's code returns to the kernel (a ``next`` past
 its last line), and at the latest when the cell is over (:func:`end_pdb_session`: a
@@ -43,15 +50,14 @@ def adapt_pdb(patches: Patches, pdb_class: Any, labels: Mapping[str, str]) -> No
 
     ``labels`` maps a cell's file name to its label (``Cell In[n]``), as the tracebacks show it.
     """
-    init, cmdloop, interaction = pdb_class.__init__, pdb_class.cmdloop, pdb_class.interaction
-    dispatch_return, get_stack = pdb_class.dispatch_return, pdb_class.get_stack
-    user_call, user_return = pdb_class.user_call, pdb_class.user_return
-    format_stack_entry, message = pdb_class.format_stack_entry, pdb_class.message
-    lookupmodule = pdb_class.lookupmodule
+    _adapt_prompt(patches, pdb_class)
+    _adapt_stepping(patches, pdb_class)
+    _adapt_names(patches, pdb_class, labels)
 
-    @functools.wraps(init)
-    def kernel_init(self: Any, *args: Any, skip: Any = None, **kwargs: Any) -> None:
-        init(self, *args, skip=[*(skip or ()), *KERNEL_MODULES], **kwargs)
+
+def _adapt_prompt(patches: Patches, pdb_class: Any) -> None:
+    """An interrupt at pdb's prompt ends the cell."""
+    cmdloop, interaction = pdb_class.cmdloop, pdb_class.interaction
 
     @functools.wraps(cmdloop)
     def kernel_cmdloop(self: Any, intro: Any = None) -> None:
@@ -67,6 +73,20 @@ def adapt_pdb(patches: Patches, pdb_class: Any, labels: Mapping[str, str]) -> No
         if self.fastkernel_interrupted:
             self.set_quit()  # stop tracing: the cell ends here
             raise KeyboardInterrupt
+
+    patches.set(pdb_class, "cmdloop", kernel_cmdloop)
+    patches.set(pdb_class, "interaction", kernel_interaction)
+
+
+def _adapt_stepping(patches: Patches, pdb_class: Any) -> None:
+    """No kernel frames; a cell's body and last expression step as one; the session ends with
+    the cell."""
+    init, dispatch_return, get_stack = pdb_class.__init__, pdb_class.dispatch_return, pdb_class.get_stack
+    user_call, user_return = pdb_class.user_call, pdb_class.user_return
+
+    @functools.wraps(init)
+    def kernel_init(self: Any, *args: Any, skip: Any = None, **kwargs: Any) -> None:
+        init(self, *args, skip=[*(skip or ()), *KERNEL_MODULES], **kwargs)
 
     @functools.wraps(dispatch_return)
     def kernel_dispatch_return(self: Any, frame: Any, arg: Any) -> Any:
@@ -98,6 +118,18 @@ def adapt_pdb(patches: Patches, pdb_class: Any, labels: Mapping[str, str]) -> No
             return stack, index
         return stack[kernel[-1] + 1 :], index - kernel[-1] - 1  # the user's frames: where, up, down
 
+    patches.set(pdb_class, "__init__", kernel_init)
+    patches.set(pdb_class, "get_stack", kernel_get_stack)
+    patches.set(pdb_class, "dispatch_return", kernel_dispatch_return)
+    patches.set(pdb_class, "user_call", kernel_user_call)
+    patches.set(pdb_class, "user_return", kernel_user_return)
+
+
+def _adapt_names(patches: Patches, pdb_class: Any, labels: Mapping[str, str]) -> None:
+    """Cells named by their labels in stack entries and breakpoint messages, and found by them."""
+    format_stack_entry, message = pdb_class.format_stack_entry, pdb_class.message
+    lookupmodule = pdb_class.lookupmodule
+
     @functools.wraps(format_stack_entry)
     def kernel_format_stack_entry(self: Any, frame_lineno: Any, *args: Any) -> str:
         text: str = format_stack_entry(self, frame_lineno, *args)
@@ -115,13 +147,6 @@ def adapt_pdb(patches: Patches, pdb_class: Any, labels: Mapping[str, str]) -> No
     def kernel_lookupmodule(self: Any, filename: str) -> Any:
         return cell_file(filename, labels) or lookupmodule(self, filename)
 
-    patches.set(pdb_class, "__init__", kernel_init)
-    patches.set(pdb_class, "get_stack", kernel_get_stack)
-    patches.set(pdb_class, "dispatch_return", kernel_dispatch_return)
-    patches.set(pdb_class, "user_call", kernel_user_call)
-    patches.set(pdb_class, "user_return", kernel_user_return)
-    patches.set(pdb_class, "cmdloop", kernel_cmdloop)
-    patches.set(pdb_class, "interaction", kernel_interaction)
     patches.set(pdb_class, "format_stack_entry", kernel_format_stack_entry)
     patches.set(pdb_class, "message", kernel_message)
     patches.set(pdb_class, "lookupmodule", kernel_lookupmodule)
