@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from fastkernel.interpreter.magics import UsageError
 from fastkernel.interpreter.magics.registry import Magics, cell_magic, line_magic
+from fastkernel.interpreter.magics.transform import strip_leading_indent
 
 _OPTION = re.compile(r"\s*-(?:([nrp])\s*(\d+)|([oq]+))(?=\s|$)")
 _UNITS = ("s", "ms", "\u00b5s", "ns")
@@ -153,6 +154,7 @@ def _timing_function(magics: Magics, stmt: str, setup: str, stmt_line: int) -> C
     flags = interpreter.future_flags
 
     def parse(code: str, line: int) -> list[ast.stmt]:
+        code = strip_leading_indent(code)  # an indented body ran under timeit's own template too
         tree = compile("\n" * (line - 1) + code, filename, "exec", ast.PyCF_ONLY_AST | flags, True)
         _shift_to_source(tree, code, filename, line)
         return tree.body
@@ -171,10 +173,10 @@ def _shift_to_source(tree: ast.Module, code: str, filename: str, line: int) -> N
     its line of the cell, so that a traceback's carets point at it."""
     if "\n" in code.strip():
         return
-    text = linecache.getline(filename, line)
-    start = text.find(code.strip())
-    if start <= 0:
+    text, code = linecache.getline(filename, line).rstrip(), code.strip()
+    if not text.endswith(code):  # the magic's line ends with the code
         return
+    start = len(text) - len(code)
     shift = len(text[:start].encode("utf-8"))  # ast columns count UTF-8 bytes
     for node in ast.walk(tree):
         if isinstance(node, (ast.stmt, ast.expr)) and node.lineno == line:
