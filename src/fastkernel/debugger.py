@@ -10,21 +10,31 @@ The kernel answers itself what debugpy does not know: JupyterLab's ``debugInfo``
 ``dumpCell``, ``inspectVariables``, ``richInspectVariables``, ``copyToGlobals``, and the
 frontend's ``configurationDone``, which it sends to debugpy itself during ``attach`` (debugpy
 answers ``attach`` only after ``configurationDone``, which frontends send after the answer).
+The DAP messages it builds, and those it sends debugpy in a frontend's stead, are in
+dapmessages.py.
 Frames of fastkernel (and debugpy) are excluded by ``rules``, so stackTrace shows only the
 user's frames and stepping never enters the kernel.
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
-import json
 import os
 import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from fastkernel.dapmessages import (
+    Dap,
+    copy_to_globals,
+    exception_filters,
+    modules_response,
+    response,
+    rich_evaluate,
+    rich_response,
+    source_response,
+)
 from fastkernel.interfaces import DebugLink, Outlet
 from fastkernel.interpreter.debugcells import (
     CELL_SUFFIX,
@@ -33,8 +43,8 @@ from fastkernel.interpreter.debugcells import (
     VariableTree,
     end_stepping,
     is_user_variable,
-    loaded_modules,
     page,
+    release_settrace,
     trace_cells,
 )
 from fastkernel.logs import log
@@ -42,7 +52,6 @@ from fastkernel.logs import log
 if TYPE_CHECKING:
     from fastkernel.interpreter.core import Interpreter
 
-Dap = dict[str, Any]
 REQUEST_TIMEOUT_S = 30.0
 ATTACH_TIMEOUT_S = 30.0
 FASTKERNEL_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -51,20 +60,6 @@ EVERY_THREAD_CONTINUED: Dap = {"type": "event", "seq": 0, "event": "continued"}
 LOCAL_COMMANDS = frozenset(
     {"debugInfo", "dumpCell", "inspectVariables", "richInspectVariables", "variables", "modules", "source"}
 )
-
-
-def response(request: Dap, success: bool = True, body: Any = None, message: str | None = None) -> Dap:
-    reply: Dap = {
-        "type": "response",
-        "seq": 0,
-        "request_seq": request.get("seq", 0),
-        "command": request.get("command", ""),
-        "success": success,
-        "body": body if body is not None else {},
-    }
-    if message is not None:
-        reply["message"] = message
-    return reply
 
 
 class Debugger:
@@ -134,6 +129,8 @@ class Debugger:
 
     def do_initialize(self, request: Dap) -> Dap:
         if not self.started:
+            if self._saved_breakpointhook is None:  # before debugpy, which puts in its own
+                self._saved_breakpointhook = sys.breakpointhook
             # Frozen stdlib modules only hide breakpoints set inside the stdlib: no warning
             # about them in the user's cell (debugpy reads this when imported)
             os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
@@ -163,7 +160,6 @@ class Debugger:
             return f"{type(err).__name__}: {err}"
         self.started = True
         self._hook_interpreter()
-        self._saved_breakpointhook = sys.breakpointhook
         import debugpy
 
         sys.breakpointhook = debugpy.breakpoint  # breakpoint() stops in the visual debugger
@@ -224,6 +220,7 @@ class Debugger:
         if self._saved_breakpointhook is not None:
             sys.breakpointhook = self._saved_breakpointhook
             self._saved_breakpointhook = None
+            release_settrace()
 
     def _before_cell(self) -> None:
         """(pre_execute, the cell's thread) Traced by debugpy while started, else not."""
@@ -285,14 +282,7 @@ class Debugger:
         return answer
 
     def do_setExceptionBreakpoints(self, request: Dap) -> Dap:
-        """A cell's uncaught exception is caught by the kernel, never uncaught in debugpy's
-        sense: "uncaught" also asks for debugpy's "userUnhandled" (it leaves the user's code)."""
-        arguments = dict(request.get("arguments") or {})
-        filters = list(arguments.get("filters") or [])
-        if "uncaught" in filters and "userUnhandled" not in filters:
-            filters.append("userUnhandled")
-        arguments["filters"] = filters
-        return self.forward({**request, "arguments": arguments})
+        return self.forward(exception_filters(request))
 
     def _step(self, request: Dap) -> Dap:
         answer = self.forward(request)
@@ -340,51 +330,18 @@ class Debugger:
         if not isinstance(name, str) or not name.isidentifier():
             return response(request, body={"data": {}, "metadata": {}})
         if self._stopped() and self.started and "frameId" in arguments:
-            return self._rich_in_frame(request, name, arguments["frameId"])
+            return rich_response(request, self.forward(rich_evaluate(request, name, arguments["frameId"])))
         interpreter = self.interpreter()
         if interpreter is None or name not in interpreter.namespace:
             return response(request, False, {"data": {}, "metadata": {}}, f"{name} is not defined")
         data, metadata = interpreter.formatter.format(interpreter.namespace[name])
         return response(request, body={"data": data, "metadata": metadata})
 
-    def _rich_in_frame(self, request: Dap, name: str, frame_id: int) -> Dap:
-        """The bundle, computed in the stopped frame by an evaluate request to debugpy."""
-        expression = (
-            f"__import__('fastkernel.interpreter.debugcells').interpreter.debugcells.bundle_json({name})"
-        )
-        evaluate = {
-            "type": "request",
-            "command": "evaluate",
-            "seq": request.get("seq", 0),
-            "arguments": {"expression": expression, "frameId": frame_id, "context": "clipboard"},
-        }
-        answer = self.forward(evaluate)
-        if not answer.get("success"):
-            return response(request, False, {"data": {}, "metadata": {}}, answer.get("message"))
-        text = answer.get("body", {}).get("result", "")
-        try:
-            bundle = json.loads(text if text.startswith("{") else ast.literal_eval(text))
-        except (ValueError, SyntaxError) as err:
-            return response(request, False, {"data": {}, "metadata": {}}, f"unreadable bundle: {err}")
-        return response(request, body=bundle)
-
     def do_copyToGlobals(self, request: Dap) -> Dap:
-        arguments = request.get("arguments") or {}
-        target, source = arguments.get("dstVariableName"), arguments.get("srcVariableName")
-        if not (isinstance(target, str) and target.isidentifier() and isinstance(source, str)):
-            return response(request, False, message="copyToGlobals needs dstVariableName and srcVariableName")
-        set_expression = {
-            "type": "request",
-            "command": "setExpression",
-            "seq": request.get("seq", 0),
-            "arguments": {
-                "expression": f"globals()[{target!r}]",
-                "value": source,
-                "frameId": arguments.get("srcFrameId"),
-            },
-        }
-        answer = self.forward(set_expression)
-        return {**answer, "command": "copyToGlobals"}
+        set_expression = copy_to_globals(request)
+        if set_expression.get("type") == "response":
+            return set_expression
+        return {**self.forward(set_expression), "command": "copyToGlobals"}
 
     # -- the kernel's own answers ------------------------------------------------------
 
@@ -414,19 +371,7 @@ class Debugger:
         return response(request, body={"sourcePath": self.cells.write(code)})
 
     def do_source(self, request: Dap) -> Dap:
-        path = ((request.get("arguments") or {}).get("source") or {}).get("path")
-        if not isinstance(path, str):
-            return response(request, False, message="source needs arguments.source.path")
-        try:
-            with open(path, encoding="utf-8") as file:
-                return response(request, body={"content": file.read()})
-        except (OSError, UnicodeDecodeError) as err:
-            return response(request, False, message=f"source unavailable: {err}")
+        return source_response(request)
 
     def do_modules(self, request: Dap) -> Dap:
-        arguments = request.get("arguments") or {}
-        modules = loaded_modules()
-        start = int(arguments.get("startModule", 0) or 0)
-        count = int(arguments.get("moduleCount", 0) or 0) or len(modules)
-        body = {"modules": modules[start : start + count], "totalModules": len(modules)}
-        return response(request, body=body)
+        return modules_response(request)

@@ -224,6 +224,24 @@ def test_timeit_picks_the_loop_count(cells: Cells, capsys: pytest.CaptureFixture
     assert "per loop (mean \u00b1 std. dev. of 1 run, 1 loop each)" in capsys.readouterr().out
 
 
+def test_timeit_code_is_the_cells_own(cells: Cells, capsys: pytest.CaptureFixture[str]) -> None:
+    # An error in the timed code shows the cell's line (it was "<timeit-src>")
+    error = cells.run("%%timeit -n1 -r1 y = 1\nz = y\nz / missing\n").error
+    assert error is not None and error.ename == "NameError"
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(error.traceback))
+    assert "Cell In[1], line 3, in inner" in shown and "<timeit-src>" not in shown
+    error = cells.run("top = 0\n%timeit -n1 -r1 1 / top").error
+    assert error is not None and "Cell In[2], line 2" in re.sub(
+        r"\x1b\[[0-9;]*m", "", "\n".join(error.traceback)
+    )
+    # the timed code runs in a function of its own, as under timeit: its names stay there
+    cells.ok("%%timeit -n3 -r1 calls = []\ncalls.append(1)\nlooped = len(calls)\n")
+    assert "looped" not in cells.interpreter.namespace
+    # an indented body runs, as under timeit's template
+    cells.ok("%%timeit -n1 -r1\n    a = 1\n    b = a + 1\n")
+    assert "1 loop each" in capsys.readouterr().out
+
+
 def test_conda_missing_is_a_clear_error(cells: Cells, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CONDA_EXE", raising=False)
     monkeypatch.setenv("PATH", "/nonexistent")

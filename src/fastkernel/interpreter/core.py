@@ -10,7 +10,6 @@ import __future__ as future_module
 import ast
 import builtins
 import dataclasses
-import sys
 import threading
 import time
 import types
@@ -19,22 +18,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from fastkernel.interpreter import running
 from fastkernel.interpreter.events import EventManager, ExecutionInfo, ExecutionResult
-from fastkernel.interpreter.hooks import (
-    ExitCall,
-    KernelHelp,
-    Patches,
-    install_habits,
-    install_inspect_classes,
-    install_notebook_library_hooks,
-    install_warnings_labels,
-)
+from fastkernel.interpreter.hooks import ExitCall, Patches
 from fastkernel.interpreter.inputhistory import InputHistory, SessionInputs
 from fastkernel.interpreter.magics.transform import MAGICS, strip_leading_indent, transform_cell
 from fastkernel.interpreter.outcache import OutputCache
 from fastkernel.interpreter.pdbsupport import cut_pdb_frames, debug_cell_error, end_pdb_session
 from fastkernel.interpreter.peakrss import peak_rss_bytes
+from fastkernel.interpreter.processhooks import ProcessHooks
 from fastkernel.interpreter.shell import FastKernelShell
 from fastkernel.interpreter.sources import CellSources, has_trailing_semicolon
 from fastkernel.interpreter.tracebacks import CellError, TracebackStyle, format_error
@@ -121,8 +112,7 @@ class Interpreter:
         # an object the main shell is halfway through rendering (matplotlib unsets a canvas's
         # manager while it saves a PNG; ipympl's callbacks then fail).
         self.display_lock = threading.RLock()
-        self._previous_main: types.ModuleType | None = None
-        self._cancel_hooks: list[Callable[[], None]] = []
+        self._process_hooks = ProcessHooks(self)
         self.events = EventManager()  # pre/post_execute, pre/post_run_cell (IPython's names)
         self.shell = FastKernelShell(self)  # get_ipython(), in the namespace like exit and quit
         self.namespace["get_ipython"] = self.shell.get_ipython
@@ -152,44 +142,14 @@ class Interpreter:
     # -- process-wide set-up ------------------------------------------------
 
     def install_as_main(self) -> None:
-        """Make this interpreter the process's.
-
-        ``sys.modules['__main__']`` becomes the namespace (pickle, dataclasses, typing and enum
-        find what cells define); ``help()`` writes to the cell's stdout; warnings and
-        ``inspect.getsource`` know cells; multiprocessing's spawn method can run cell functions.
-        It becomes :func:`running.current() <fastkernel.interpreter.running.current>`, which
-        ``display()``, ``get_ipython()`` and matplotlib's figures go through.
-        """
-        self._previous_main = sys.modules.get("__main__")
-        sys.modules["__main__"] = self.module
-        self._cancel_hooks += install_habits(self.patches)  # '' on sys.path, pdb interrupts
-        running.set_current(self)  # before the hooks below, which may run at once
-        self.patches.set(builtins, "help", KernelHelp())
-        from fastkernel.interpreter.display import display
-
-        self.patches.set(builtins, "display", display)
-        # A builtin too, as under IPython: libraries test for a notebook with a bare get_ipython().
-        self.patches.set(builtins, "get_ipython", self.shell.get_ipython)
-        install_warnings_labels(self.patches, self.sources)
-        install_inspect_classes(self.patches, self.sources)
-        from fastkernel.interpreter import mpsupport
-
-        self._cancel_hooks += mpsupport.install(self.patches)
-        from fastkernel.interpreter import inlinefigures  # matplotlib figures as cell output
-
-        self._cancel_hooks += inlinefigures.install(self)
-        self._cancel_hooks.append(self.loop_host.adopt_when_imported())
-        self._cancel_hooks += install_notebook_library_hooks(self)  # what libraries check
+        """Make this interpreter the process's: ``sys.modules['__main__']``, builtins, hooks
+        (interpreter/processhooks.py); :func:`running.current()
+        <fastkernel.interpreter.running.current>` from now on."""
+        self._process_hooks.install()
 
     def uninstall(self) -> None:
         """Undo :meth:`install_as_main` and close the event loop (tests, shutdown)."""
-        for cancel in self._cancel_hooks:
-            cancel()
-        self.patches.restore()
-        if self._previous_main is not None and sys.modules.get("__main__") is self.module:
-            sys.modules["__main__"] = self._previous_main
-        if running.current() is self:
-            running.set_current(None)
+        self._process_hooks.uninstall()
         if self._loop_host is not None:
             self._loop_host.close()
 

@@ -13,7 +13,7 @@ containers and objects, each under a reference number valid until the next inspe
 
 :func:`end_stepping` ends a step that ran past the end of the cell it started in;
 :func:`trace_cells` keeps debugpy's tracer on cells' threads while the debugger is on, and
-takes it off once it was turned off.
+takes it off once it was turned off; :func:`release_settrace` gives pdb ``sys.settrace`` back.
 """
 
 from __future__ import annotations
@@ -235,6 +235,15 @@ def trace_cells(traced: bool) -> None:
         import debugpy
 
         debugpy.trace_this_thread(False)
+
+
+def release_settrace() -> None:
+    """(disconnect) ``sys.settrace`` is Python's own again: debugpy's pydevd wraps it to warn,
+    on stderr, about any other tracer, which pdb's first stop after the debugger was turned
+    off would show. A later ``initialize`` reuses pydevd, which traces without that wrapper."""
+    tracing = sys.modules.get("pydevd_tracing")
+    if tracing is not None:
+        tracing.restore_sys_set_trace_func()
 
 
 def end_stepping() -> bool:

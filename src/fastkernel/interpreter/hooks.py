@@ -133,15 +133,16 @@ def install_inspect_classes(patches: Patches, sources: CellSources) -> None:
     patches.set(inspect, "getfile", getfile)
 
 
-def install_pdb_interrupts(patches: Patches) -> Callable[[], None]:
+def install_pdb_interrupts(patches: Patches, sources: CellSources) -> Callable[[], None]:
     """Adapt pdb to cells once it is imported (interpreter/pdbsupport.py): an interrupt at its
-    prompt ends the cell, and it never steps into the kernel's frames.
-    Returns a function that cancels the adaptation if pdb was not imported yet.
+    prompt ends the cell, it never steps into the kernel's frames, and it names cells by their
+    labels (``Cell In[n]``). Returns a function that cancels the adaptation if pdb was not
+    imported yet.
     """
     from fastkernel.interpreter.importhooks import after_import
     from fastkernel.interpreter.pdbsupport import adapt_pdb
 
-    return after_import("pdb", lambda module: adapt_pdb(patches, module.Pdb))
+    return after_import("pdb", lambda module: adapt_pdb(patches, module.Pdb, sources.labels))
 
 
 def install_cwd_on_path() -> Callable[[], None]:
@@ -158,9 +159,9 @@ def install_cwd_on_path() -> Callable[[], None]:
     return remove
 
 
-def install_habits(patches: Patches) -> list[Callable[[], None]]:
-    """IPython's: ``''`` on ``sys.path``, interrupts that end a pdb prompt. Returns cancel functions."""
-    return [install_cwd_on_path(), install_pdb_interrupts(patches)]
+def install_habits(patches: Patches, sources: CellSources) -> list[Callable[[], None]]:
+    """IPython's: ``''`` on ``sys.path``, pdb adapted to cells. Returns cancel functions."""
+    return [install_cwd_on_path(), install_pdb_interrupts(patches, sources)]
 
 
 # The modules whose check of the kernel notebooklibs answers (docs/ipython.md), and when: just

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import ast
+import gc
+import itertools
+import linecache
 import math
 import os
 import re
 import time
+from collections.abc import Callable
+from typing import Any, cast
 
 from fastkernel.interpreter.magics import UsageError
 from fastkernel.interpreter.magics.registry import Magics, cell_magic, line_magic
+from fastkernel.interpreter.magics.transform import strip_leading_indent
 
 _OPTION = re.compile(r"\s*-(?:([nrp])\s*(\d+)|([oq]+))(?=\s|$)")
 _UNITS = ("s", "ms", "\u00b5s", "ns")
@@ -116,29 +123,95 @@ def _options(line: str) -> tuple[dict[str, int], str]:
     return options, line[pos:].strip()
 
 
-def _timeit(magics: Magics, stmt: str, setup: str, options: dict[str, int]) -> TimeitResult | None:
-    import timeit
+# timeit's template, compiled as part of the calling cell (see _timing_function)
+_TEMPLATE = """
+def inner(_it, _timer):
+    pass  # setup
+    _t0 = _timer()
+    for _i in _it:
+        pass  # statement
+    _t1 = _timer()
+    return _t1 - _t0
+"""
 
+
+def _timing_function(magics: Magics, stmt: str, setup: str, stmt_line: int) -> Callable[..., float]:
+    """timeit's ``inner(iterations, timer)`` for ``stmt``, compiled under the calling cell's file
+    name, the statement on its own lines there (``stmt_line``: its first) and the template and
+    ``setup`` on the magic's line: tracebacks show the cell's lines, and breakpoints in the
+    timed code (``breakpoint()``, pdb's ``break``, the visual debugger's) bind to the cell."""
+    interpreter = magics.interpreter
+    filename, magic_line = magics.place.filename, magics.place.lineno
+    if filename is None:  # called outside a cell: the statement gets a file of its own
+        filename, stmt_line, magic_line = interpreter.sources.register(stmt, "Magic code"), 1, 1
+    module = ast.parse(_TEMPLATE)
+    for node in ast.walk(module):
+        if isinstance(node, (ast.stmt, ast.expr)):
+            node.lineno = node.end_lineno = magic_line
+    inner = module.body[0]
+    assert isinstance(inner, ast.FunctionDef) and isinstance(inner.body[2], ast.For)
+    loop = inner.body[2]
+    flags = interpreter.future_flags
+
+    def parse(code: str, line: int) -> list[ast.stmt]:
+        code = strip_leading_indent(code)  # an indented body ran under timeit's own template too
+        tree = compile("\n" * (line - 1) + code, filename, "exec", ast.PyCF_ONLY_AST | flags, True)
+        _shift_to_source(tree, code, filename, line)
+        return tree.body
+
+    inner.body[0:1] = parse(setup, magic_line) or [ast.Pass(lineno=magic_line, col_offset=0)]
+    loop.body[0:1] = parse(stmt, stmt_line) or loop.body[0:1]
+    ast.fix_missing_locations(module)
+    namespace, local = magics.user_namespaces()
+    defined: dict[str, Any] = {}
+    exec(compile(module, filename, "exec", flags, dont_inherit=True), namespace | (local or {}), defined)
+    return cast("Callable[..., float]", defined["inner"])
+
+
+def _shift_to_source(tree: ast.Module, code: str, filename: str, line: int) -> None:
+    """Columns of one-line ``code`` (``%timeit STMT``, ``%%timeit SETUP``) where it stands on
+    its line of the cell, so that a traceback's carets point at it."""
+    if "\n" in code.strip():
+        return
+    text, code = linecache.getline(filename, line).rstrip(), code.strip()
+    if not text.endswith(code):  # the magic's line ends with the code
+        return
+    start = len(text) - len(code)
+    shift = len(text[:start].encode("utf-8"))  # ast columns count UTF-8 bytes
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.stmt, ast.expr)) and node.lineno == line:
+            node.col_offset += shift
+            if node.end_lineno == line and node.end_col_offset is not None:
+                node.end_col_offset += shift
+
+
+def _run(inner: Callable[..., float], number: int) -> float:
+    """Seconds for ``number`` loops, the garbage collector off as timeit has it."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return inner(itertools.repeat(None, number), time.perf_counter)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _timeit(
+    magics: Magics, stmt: str, setup: str, options: dict[str, int], stmt_line: int
+) -> TimeitResult | None:
     if not stmt.strip():
         raise UsageError("%timeit needs a statement to time")
-    namespace, local = magics.user_namespaces()
     started = time.perf_counter()
-    timer = timeit.Timer(
-        stmt,
-        setup or "pass",
-        timer=time.perf_counter,
-        globals=namespace if local is None else namespace | local,
-    )
+    inner = _timing_function(magics, stmt, setup, stmt_line)
     compile_time = time.perf_counter() - started
     number = options["n"]
     if number < 1:  # the first power of ten that takes 0.2 s, as IPython picks it
         for power in range(10):
             number = 10**power
-            if timer.timeit(number) >= 0.2:
+            if _run(inner, number) >= 0.2:
                 break
-    result = TimeitResult(
-        number, options["r"], timer.repeat(options["r"], number), compile_time, options["p"]
-    )
+    runs = [_run(inner, number) for _ in range(options["r"])]
+    result = TimeitResult(number, options["r"], runs, compile_time, options["p"])
     if not options["q"]:
         print(result)
         if result.best > 0 and result.worst > 4 * result.best and result.worst > 1e-6:
@@ -153,11 +226,11 @@ def _timeit(magics: Magics, stmt: str, setup: str, options: dict[str, int]) -> T
 def timeit_line(magics: Magics, line: str) -> TimeitResult | None:
     """Time a statement over many loops: ``-n`` loops, ``-r`` runs, ``-p`` digits, ``-q``, ``-o``."""
     options, stmt = _options(line)
-    return _timeit(magics, stmt, "", options)
+    return _timeit(magics, stmt, "", options, max(magics.place.lineno, 1))
 
 
 @cell_magic("timeit", expand=False)
 def timeit_cell(magics: Magics, line: str, cell: str) -> TimeitResult | None:
     """Time the cell; the rest of the ``%%timeit`` line is setup code, run before each run."""
     options, setup = _options(line)
-    return _timeit(magics, cell, setup, options)
+    return _timeit(magics, cell, setup, options, magics.place.lineno + 1)
