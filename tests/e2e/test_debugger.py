@@ -115,6 +115,8 @@ def test_debugpy_is_not_loaded_until_the_first_debug_request(fresh_kernel: Kerne
     check = "import sys; ('debugpy' in sys.modules, 'fastkernel.debugger' in sys.modules, sys.gettrace())"
     fresh_kernel.request("kernel_info_request", {})  # it says debugger: true, without importing any of it
     assert result(ok(fresh_kernel, check)) == "(False, False, None)"
+    # nor the link to debugpy's adapter and its socket modules (the kernel's threads import a mark)
+    assert result(ok(fresh_kernel, "'fastkernel.transport.daplink' in sys.modules")) == "False"
     DapClient(fresh_kernel).ok("debugInfo")  # answered by the kernel alone
     assert result(ok(fresh_kernel, check)) == "(False, True, None)"
 

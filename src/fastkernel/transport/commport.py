@@ -26,8 +26,8 @@ from collections.abc import Callable
 from typing import Any
 
 from fastkernel.logs import log
-from fastkernel.transport.daplink import hide_from_debugger
 from fastkernel.transport.frames import WakePipe
+from fastkernel.transport.threadmarks import hide_from_debugger
 
 MAX_REQUEST_BYTES = 4096  # a request is a few bytes of JSON
 REQUEST_TIMEOUT_S = 2.0  # a client that connects and sends nothing does not hold the thread longer

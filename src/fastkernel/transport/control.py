@@ -13,9 +13,9 @@ from fastkernel.interfaces import Core
 from fastkernel.lifecycle import ParentWatch
 from fastkernel.logs import log
 from fastkernel.messages import Message
-from fastkernel.transport.daplink import hide_from_debugger
 from fastkernel.transport.frames import WakePipe, ms_until, send_frames
 from fastkernel.transport.subshells import JOIN_S, ControlWorker
+from fastkernel.transport.threadmarks import hide_from_debugger
 
 if TYPE_CHECKING:
     from fastkernel.transport.server import KernelServer

@@ -19,15 +19,9 @@ from collections.abc import Callable
 from typing import Any
 
 from fastkernel.logs import log
+from fastkernel.transport.threadmarks import hide_from_debugger
 
 DapMessage = dict[str, Any]
-
-
-def hide_from_debugger(thread: threading.Thread) -> None:
-    """debugpy neither traces nor suspends a thread marked so: the kernel's threads must keep
-    serving while the main thread is stopped at a breakpoint (attributes pydevd reads)."""
-    thread.pydev_do_not_trace = True  # type: ignore[attr-defined]
-    thread.is_pydev_daemon_thread = True  # type: ignore[attr-defined]
 
 
 HEADER_END = b"\r\n\r\n"

@@ -28,8 +28,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from fastkernel.transport.daplink import hide_from_debugger
 from fastkernel.transport.frames import WakePipe
+from fastkernel.transport.threadmarks import hide_from_debugger
 
 log = logging.getLogger("fastkernel")
 

@@ -8,8 +8,8 @@ import zmq
 
 from fastkernel.logs import log
 from fastkernel.transport.connection import ConnectionInfo
-from fastkernel.transport.daplink import hide_from_debugger
 from fastkernel.transport.sockets import listen
+from fastkernel.transport.threadmarks import hide_from_debugger
 
 
 class Heartbeat(threading.Thread):

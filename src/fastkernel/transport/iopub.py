@@ -33,8 +33,8 @@ from typing import Any
 import zmq
 
 from fastkernel.logs import log
-from fastkernel.transport.daplink import hide_from_debugger
 from fastkernel.transport.frames import COPY_BELOW, SNDMORE, WakePipe, ms_until, raw_send, send_frames
+from fastkernel.transport.threadmarks import hide_from_debugger
 
 HELD_BEFORE_FIRST_SUBSCRIBER = 1000  # iopub messages kept for a frontend that subscribes late
 BATCH_LATENCY_MS = 5  # longest an iopub message waits while the main thread is busy

@@ -25,8 +25,8 @@ import zmq
 from fastkernel.interfaces import Core
 from fastkernel.logs import log
 from fastkernel.messages import Message
-from fastkernel.transport.daplink import hide_from_debugger
 from fastkernel.transport.frames import WakePipe, send_frames
+from fastkernel.transport.threadmarks import hide_from_debugger
 from fastkernel.wire import peek_subshell_id
 
 if TYPE_CHECKING:
