@@ -77,16 +77,28 @@ def curve_server(tmp_path: Path) -> Iterator[Server]:
 
 
 def _serve(tmp_path: Path, *options: str) -> Iterator[Server]:
+    srv = start_server(tmp_path, *options)
+    try:
+        yield srv
+    finally:
+        stop_server(srv)
+
+
+def start_server(tmp_path: Path, *options: str, **env: str) -> Server:
+    """A ``jupyter server`` on a free loopback port with its own dirs under ``tmp_path``, the
+    test kernelspec on JUPYTER_PATH (``env`` adds or overrides variables), ready to serve."""
     root = tmp_path / "root"
     root.mkdir()
     port = free_port()
     token = secrets.token_hex(16)
-    env = frontend_env(
+    full_env = frontend_env(
         JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
         JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
         JUPYTER_DATA_DIR=str(tmp_path / "data"),
         IPYTHONDIR=str(tmp_path / "ipython"),
+        **env,
     )
+    full_env.pop("JPY_PARENT_PID", None)  # the server names itself its kernels' parent
     log_path = tmp_path / "server.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
@@ -104,7 +116,7 @@ def _serve(tmp_path: Path, *options: str) -> Iterator[Server]:
                 *(["--allow-root"] if os.geteuid() == 0 else []),
                 *options,
             ],
-            env=env,
+            env=full_env,
             cwd=str(root),
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -113,16 +125,22 @@ def _serve(tmp_path: Path, *options: str) -> Iterator[Server]:
     srv = Server(proc, f"http://127.0.0.1:{port}", token, log_path)
     try:
         srv.wait_ready()
-        yield srv
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)  # the server's own clean shutdown (twice to skip the prompt)
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+    except BaseException:
+        stop_server(srv)
+        raise
+    return srv
+
+
+def stop_server(srv: Server) -> None:
+    """The server's own clean shutdown (SIGINT twice skips its prompt), else kill it."""
+    if srv.proc.poll() is None:
+        srv.proc.send_signal(signal.SIGINT)
+        srv.proc.send_signal(signal.SIGINT)
+        try:
+            srv.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            srv.proc.kill()
+            srv.proc.wait(timeout=10)
 
 
 def spec_view(ws_msg: dict[str, Any]) -> dict[str, Any]:

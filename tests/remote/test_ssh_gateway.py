@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.frontends.conftest import child_pids, free_port, frontend_env, wait_for, wait_pid_gone
-from tests.frontends.test_server import Channels, Server, spec_view
+from tests.frontends.conftest import child_pids, free_port, wait_for, wait_pid_gone
+from tests.frontends.test_server import Channels, Server, spec_view, start_server, stop_server
 from tests.spec import validate
 
 pytestmark = pytest.mark.timeout(180)
@@ -130,16 +130,12 @@ def _install_spec(tmp_path: Path, host: str = SSH_HOST) -> str:
 
 
 def _start_server(tmp_path: Path, sshd: Sshd | None, *options: str) -> Server:
-    root = tmp_path / "root"
-    root.mkdir()
-    port = free_port()
-    token = os.urandom(16).hex()
-    env = frontend_env(
+    return start_server(
+        tmp_path,
+        "--debug",
+        *options,
         HOME=str(sshd.home if sshd else tmp_path),  # paramiko's keys and known_hosts
         JUPYTER_PATH=os.pathsep.join([str(tmp_path / "prefix/share/jupyter"), os.environ["JUPYTER_PATH"]]),
-        JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
-        JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
-        JUPYTER_DATA_DIR=str(tmp_path / "data"),
         GP_SSH_PORT=str(sshd.port if sshd else SSH_PORT),
         GP_REMOTE_USER=getpass.getuser(),
         GP_KERNEL_LOG_DIR=str(tmp_path),
@@ -147,45 +143,6 @@ def _start_server(tmp_path: Path, sshd: Sshd | None, *options: str) -> Server:
         GP_RESPONSE_PORT=str(free_port()),
         GP_UNAUTHORIZED_USERS="",  # root is refused by default, and `make test` runs as root in CI
     )
-    env.pop("JPY_PARENT_PID", None)
-    log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jupyter_server",
-                "--no-browser",
-                "--ServerApp.ip=127.0.0.1",
-                f"--ServerApp.port={port}",
-                "--ServerApp.port_retries=0",
-                f"--IdentityProvider.token={token}",
-                f"--ServerApp.root_dir={root}",
-                "--ServerApp.terminals_enabled=False",
-                "--debug",
-                *(["--allow-root"] if os.geteuid() == 0 else []),
-                *options,
-            ],
-            env=env,
-            cwd=str(root),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(proc, f"http://127.0.0.1:{port}", token, log_path)
-    server.wait_ready()
-    return server
-
-
-def _stop_server(server: Server) -> None:
-    if server.proc.poll() is None:
-        server.proc.send_signal(signal.SIGINT)
-        server.proc.send_signal(signal.SIGINT)
-        try:
-            server.proc.wait(timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            server.proc.kill()
-            server.proc.wait(timeout=TIMEOUT)
 
 
 def _processes_naming(text: str) -> list[int]:
@@ -322,7 +279,7 @@ def test_a_kernel_launched_over_ssh_by_the_distributed_provisioner(
         status, kernels = server.request("GET", "/api/kernels")
         assert status == 200 and kernels == []
     finally:
-        _stop_server(server)
+        stop_server(server)
         for pid in [*pids, *(_processes_naming(kernel_id) if kernel_id else [])]:
             if not wait_pid_gone(pid, 0.1):
                 os.kill(pid, signal.SIGKILL)
@@ -352,6 +309,6 @@ def test_the_distributed_provisioners_local_case(tmp_path: Path) -> None:
         log = (tmp_path / f"kernel-{kernel_id}.log").read_text()
         assert "on 0.0.0.0 to the gateway" in log and "comm port: interrupt" in log, log
     finally:
-        _stop_server(server)
+        stop_server(server)
         if pid is not None and not wait_pid_gone(pid, 0.1):
             os.kill(pid, signal.SIGKILL)
