@@ -42,6 +42,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
+apparent_mib() { du -sx --apparent-size --block-size=1K "$1" | awk '{printf "%.1f", $1/1024}'; }
 in_root() { chroot "$ROOTFS" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive "$@"; }
 
 echo "== debootstrap --variant=minbase $SUITE"
@@ -96,6 +97,7 @@ for dir in "${SLIM_EXCLUDE[@]}"; do
     in_root find "$dir" -mindepth 1 -depth -type d -empty -delete
 done
 rm -rf "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/cache/apt/*.bin "$ROOTFS"/var/cache/apt/archives/*.deb
+BASE_MIB=$(apparent_mib "$ROOTFS")
 
 echo "== build stage on this host: pip wheel .[remote] (PyPI only, as in a docker build)"
 mkdir -p "$WORK/src"
@@ -107,6 +109,7 @@ cp -r "$REPO/pyproject.toml" "$REPO/README.md" "$REPO/src" "$WORK/src/"
 echo "== final stage in the chroot"
 mount -t proc proc "$ROOTFS/proc"
 in_root sh -c "apt-get update -qq && apt-get install -y -qq --no-install-recommends $APT_PACKAGES >/dev/null && rm -rf /var/lib/apt/lists/*"
+APT_MIB=$(apparent_mib "$ROOTFS")
 mkdir "$ROOTFS/wheels"
 mount --bind -o ro "$WORK/wheels" "$ROOTFS/wheels"
 in_root sh -c "python3 -m venv $VENV && $VENV/bin/$PIP_INSTALL --quiet && $VENV/bin/$PIP_UNINSTALL --quiet"
@@ -122,9 +125,10 @@ rm -f "$ROOTFS"/var/log/apt/* "$ROOTFS"/var/log/dpkg.log "$ROOTFS"/var/log/alter
 
 echo "== size"
 echo "python3: $(in_root python3 --version), packages: $(in_root dpkg-query -W -f='.\n' | wc -l)"
-echo "apparent: $(du -sx --apparent-size --block-size=1M "$ROOTFS" | cut -f1) MiB (du -sx --apparent-size)"
-echo "on disk:  $(du -sx --block-size=1M "$ROOTFS" | cut -f1) MiB (du -sx)"
-echo "venv:     $(du -sx --apparent-size --block-size=1M "$ROOTFS$VENV" | cut -f1) MiB apparent," \
+echo "apparent: $(apparent_mib "$ROOTFS") MiB (du -sx --apparent-size)"
+echo "          the slim base alone $BASE_MIB MiB, with $APT_PACKAGES $APT_MIB MiB"
+echo "on disk:  $(du -sx --block-size=1K "$ROOTFS" | awk '{printf "%.1f", $1/1024}') MiB (du -sx)"
+echo "venv:     $(apparent_mib "$ROOTFS$VENV") MiB apparent," \
     "of which .pyc $(find "$ROOTFS$VENV" -name '*.pyc' -printf '%s\n' | awk '{s+=$1} END {printf "%.1f", s/1048576}') MiB"
 echo "tar:      $(tar -C "$ROOTFS" --numeric-owner -cf - . | wc -c | awk '{printf "%.1f", $1/1048576}') MiB uncompressed," \
     "$(tar -C "$ROOTFS" --numeric-owner -cf - . | gzip -6 | wc -c | awk '{printf "%.1f", $1/1048576}') MiB gzip -6 (a registry's layer size)"
