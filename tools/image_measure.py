@@ -44,7 +44,18 @@ CELL = "import os; print(os.getuid(), os.getgid(), os.getpid())"
 
 def in_image(rootfs: Path, *argv: str, **env: str) -> list[str]:
     extra = [f"{name}={value}" for name, value in env.items()]
-    return ["chroot", f"--userspec={USER}", str(rootfs), "/usr/bin/env", "-i", "-C", "/home/jovyan", *IMAGE_ENV, *extra, *argv]
+    return [
+        "chroot",
+        f"--userspec={USER}",
+        str(rootfs),
+        "/usr/bin/env",
+        "-i",
+        "-C",
+        "/home/jovyan",
+        *IMAGE_ENV,
+        *extra,
+        *argv,
+    ]
 
 
 def memory(pid: int) -> dict[str, float]:
@@ -139,6 +150,13 @@ def wait_for_child(pid: int) -> int:
     return found[0]
 
 
+def namespace_pid(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("NSpid:"):
+            return int(line.split()[-1])
+    raise AssertionError(f"no NSpid line for {pid}")
+
+
 def entry_point(rootfs: Path) -> dict[str, float]:
     gateway = Gateway()
     first = _free_port_block(10)
@@ -149,15 +167,16 @@ def entry_point(rootfs: Path) -> dict[str, float]:
         "PORT_RANGE": f"{first}..{first + 9}",
     }
     # A PID namespace of its own, as in a container: tini is its PID 1, the kernel its child.
-    argv = ["unshare", "--pid", "--fork", f"--mount-proc={rootfs}/proc"]
+    # --kill-child: should this tool fail, ending unshare ends the namespace and all in it.
+    argv = ["unshare", "--pid", "--fork", "--kill-child", f"--mount-proc={rootfs}/proc"]
     container = subprocess.Popen([*argv, *in_image(rootfs, "tini", "--", "start-fastkernel", **env)])
     try:
         info = gateway.receive()
         tini = wait_for_child(container.pid)
         kernel = wait_for_child(tini)
-        nspid = Path(f"/proc/{kernel}/status").read_text().split("NSpid:")[1].split("\n")[0].split()
-        print(f"entry point: kernel pid {kernel} here, {nspid[-1]} in its namespace, reported {info['pid']};")
-        print(f"  ports {sorted(info[f'{c}_port'] for c in ('shell', 'iopub', 'stdin', 'control', 'hb'))}, comm port {info['comm_port']}, range {env['PORT_RANGE']}")
+        ports = sorted(info[f"{channel}_port"] for channel in ("shell", "iopub", "stdin", "control", "hb"))
+        print(f"entry point: kernel pid {kernel} here, {namespace_pid(kernel)} in its namespace,")
+        print(f"  reported {info['pid']}; ports {ports}, comm {info['comm_port']}, range {env['PORT_RANGE']}")
         kc = BlockingKernelClient()
         kc.load_connection_info(info)
         kc.start_channels()
@@ -169,8 +188,11 @@ def entry_point(rootfs: Path) -> dict[str, float]:
             started = time.monotonic()
             send_to_comm_port(info, {"shutdown": 1})
             code = wait_exit(container)
-            print(f'  {{"shutdown": 1}} on the comm port: container exited {code} after {time.monotonic() - started:.2f} s;'
-                  f" kernel process gone: {not Path(f'/proc/{kernel}').exists()}")
+            took = time.monotonic() - started
+            gone = not Path(f"/proc/{kernel}").exists()
+            print(
+                f'  {{"shutdown": 1}} on the comm port: exit {code} after {took:.2f} s; kernel gone: {gone}'
+            )
         finally:
             kc.stop_channels()
         return figures
@@ -182,7 +204,8 @@ def entry_point(rootfs: Path) -> dict[str, float]:
 
 
 def show(label: str, figures: dict[str, float]) -> None:
-    print(f"  {label}: VmRSS {figures['VmRSS']:.1f} MiB, Pss {figures['Pss']:.1f} MiB, private {figures['Private']:.1f} MiB")
+    rss, pss, private = figures["VmRSS"], figures["Pss"], figures["Private"]
+    print(f"  {label}: VmRSS {rss:.1f} MiB, Pss {pss:.1f} MiB, private {private:.1f} MiB")
 
 
 def main() -> None:
