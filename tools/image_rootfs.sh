@@ -21,7 +21,6 @@ ROOTFS=${1:-/tmp/fastkernel-rootfs}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-WORK=$(mktemp -d /tmp/fastkernel-image-build.XXXXXX)
 
 # The Dockerfile's final stage, step for step (the test compares these with docker/Dockerfile).
 APT_PACKAGES="python3 python3-venv tini"
@@ -32,6 +31,7 @@ USERADD='useradd --create-home --uid 1000 --gid users --shell /bin/bash jovyan'
 
 [ "$(id -u)" = 0 ] || { echo "image_rootfs.sh: run as root (debootstrap, chroot)" >&2; exit 1; }
 [ ! -e "$ROOTFS" ] || { echo "image_rootfs.sh: $ROOTFS exists; remove it first" >&2; exit 1; }
+WORK=$(mktemp -d /tmp/fastkernel-image-build.XXXXXX)  # the build stage's wheels; removed on exit
 
 cleanup() {
     # Whatever is still mounted inside the rootfs, deepest first.
