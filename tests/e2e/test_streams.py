@@ -176,6 +176,21 @@ def test_a_forked_child_writes_to_the_cell(kernel: KernelHarness) -> None:
     assert sorted(text.splitlines()) == ["exit code 0", "from the child"], text
 
 
+def test_a_forked_childs_unfinished_line_arrives_when_it_exits(kernel: KernelHarness) -> None:
+    """A forked child writes whole lines to the captured fd (its print's text and newline in one
+    write, so the parent's next line cannot land between them); what has no newline yet goes out
+    when multiprocessing flushes the child's streams at its exit."""
+    ex = kernel.execute(
+        "import multiprocessing\n"
+        "st_part = multiprocessing.get_context('fork').Process(target=print, args=('no newline',), "
+        "kwargs={'end': ''})\n"
+        "st_part.start()\n"
+        "st_part.join()\n"
+        "print('|parent', st_part.exitcode)"
+    )
+    assert ex.stream_text() == "no newline|parent 0\n"
+
+
 def test_the_kernel_log_reaches_the_real_stderr_and_not_a_cell(logged_kernel: KernelHarness) -> None:
     kernel = logged_kernel
     msg_id = kernel.send("st_bogus_request", {})  # the kernel logs an unknown message type

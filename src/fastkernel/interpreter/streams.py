@@ -98,9 +98,11 @@ _with_fd: weakref.WeakSet[KernelStream] = weakref.WeakSet()
 
 def _after_fork_in_child() -> None:
     # The parent's threads (iopub, fd capture) do not exist in a forked child
-    # (multiprocessing, os.fork): write straight to the fd, which the parent captures.
+    # (multiprocessing, os.fork): write to the fd, which the parent captures, a line at a time
+    # as Python's own stdout does. print() writes its text and its newline separately: two
+    # writes let the parent's next print land between them.
     for stream in list(_with_fd):
-        stream._sink = stream._write_fd
+        stream._sink = stream._write_fd_lines
 
 
 if hasattr(os, "register_at_fork"):
@@ -121,6 +123,7 @@ class KernelStream(io.TextIOBase):
         self._sink = sink
         self._original = original
         self._fd: int | None = None
+        self._pending = ""  # a forked child's unfinished line (see _after_fork_in_child)
 
     @property
     def fd(self) -> int | None:
@@ -133,6 +136,14 @@ class KernelStream(io.TextIOBase):
             _with_fd.discard(self)
         else:
             _with_fd.add(self)
+
+    def _write_fd_lines(self, name: str, text: str) -> None:
+        """(a forked child) Whole lines to the fd at once; the rest waits for a newline or flush."""
+        pending = self._pending + text
+        complete, newline, rest = pending.rpartition("\n")
+        self._pending = rest
+        if newline:
+            self._write_fd(name, complete + newline)
 
     def _write_fd(self, name: str, text: str) -> None:
         assert self._fd is not None
@@ -167,8 +178,11 @@ class KernelStream(io.TextIOBase):
 
     def flush(self) -> None:
         # Deliberately no immediate send: the sink coalesces, so a program that
-        # flushes after every write cannot flood the frontends.
-        pass
+        # flushes after every write cannot flood the frontends. A forked child's
+        # unfinished line goes to the fd (multiprocessing flushes as its children exit).
+        if self._pending:
+            pending, self._pending = self._pending, ""
+            self._write_fd(self.name, pending)
 
     def fileno(self) -> int:
         if self._fd is None:
