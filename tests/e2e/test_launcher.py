@@ -133,6 +133,17 @@ def shutdown(kc: ValidatingClient, kernel: KernelProcess) -> None:
         wait_gone(kernel.pid)
 
 
+def run_then_shut_down(info: dict[str, Any], kernel: KernelProcess, code: str) -> str:
+    """Connect to the kernel ``info`` reports, run ``code``, shut the kernel down; its stdout."""
+    kc = client(info)
+    try:
+        _, out = execute(kc, code)
+        shutdown(kc, kernel)
+    finally:
+        kc.stop_channels()
+    return out
+
+
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), **extra)
     env.pop("SSH_CONNECTION", None)  # the kernel binds the address it was reached at
@@ -192,13 +203,7 @@ def test_the_default_address_is_the_one_that_routes_to_the_gateway(
     info = gateway.receive()
     assert info["ip"] == "127.0.0.1", info  # the gateway listens on loopback: not every interface
     assert info["pid"] == kernel.pid
-    kc = client(info)
-    try:
-        reply, out = execute(kc, "print('routed')")
-        assert out == "routed\n"
-        shutdown(kc, kernel)
-    finally:
-        kc.stop_channels()
+    assert run_then_shut_down(info, kernel, "print('routed')") == "routed\n"
 
 
 def test_the_plain_start_imports_no_crypto(kernels: Kernels, tmp_path: Path) -> None:
@@ -278,13 +283,7 @@ def test_every_port_comes_from_the_port_range(kernels: Kernels, tmp_path: Path, 
     info = gateway.receive()
     ports = [info[f"{channel}_port"] for channel in CHANNELS] + [info["comm_port"]]
     assert all(base <= port <= base + 7 for port in ports), (base, ports)
-    kc = client(info)
-    try:
-        reply, out = execute(kc, "print(6 * 7)")
-        assert out == "42\n"
-        shutdown(kc, kernel)
-    finally:
-        kc.stop_channels()
+    assert run_then_shut_down(info, kernel, "print(6 * 7)") == "42\n"
 
 
 def test_a_full_port_range_is_a_clear_error(kernels: Kernels, tmp_path: Path, gateway: Gateway) -> None:
@@ -401,12 +400,6 @@ def test_the_container_entry_point_passes_the_launchers_environment(tmp_path: Pa
         info = gateway.receive()
         assert info["kernel_id"] == gateway.kernel_id and info["pid"] == kernel.pid
         assert len(info["curve_publickey"]) == 40  # TRANSPORT_ENCRYPTION=auto
-        kc = client(info)
-        try:
-            reply, out = execute(kc, "print('in the image')")
-            assert out == "in the image\n"
-            shutdown(kc, kernel)
-        finally:
-            kc.stop_channels()
+        assert run_then_shut_down(info, kernel, "print('in the image')") == "in the image\n"
     finally:
         kernel.close()
