@@ -34,36 +34,33 @@ lint: $(TEST_STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# Installs chromium with apt-get when it is missing: as root (CI), or through `sudo -n`.
-browser-deps:
-	@if [ -x "$(CHROMIUM)" ]; then exit 0; fi; \
+# Installs Debian packages with apt-get when tests need them and they are missing: as root (CI),
+# or through `sudo -n`. $(call apt_install,CHECK,PACKAGES,TESTS,APT OPTIONS,REMEDY): CHECK is a
+# shell test that holds once they are there; TESTS names the tests that need them; REMEDY
+# (optional) is a further hint when they cannot be installed.
+define apt_install
+	@if $(1); then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else \
-	  echo "error: the browser tests (tests/browser) need Debian's chromium at $(CHROMIUM)," >&2; \
-	  echo "  and this user cannot install it. As root: apt-get install chromium" >&2; \
-	  echo "  (or set FASTKERNEL_CHROMIUM to a chromium binary; or run pytest -m 'not browser')." >&2; \
+	  echo "error: $(3) need Debian's $(2) ($(1)), and this user cannot install it." >&2; \
+	  echo "  As root: apt-get install $(2)" >&2; \
+	  $(if $(5),echo "  $(5)" >&2;) \
 	  exit 1; fi; \
-	echo "Installing Debian's chromium for tests/browser (apt-get)"; \
+	echo "Installing Debian's $(2) for $(3) (apt-get)"; \
 	export DEBIAN_FRONTEND=noninteractive; \
 	$$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq && \
-	$$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium >/dev/null \
-	  || { echo "error: apt-get could not install chromium (needed by tests/browser)" >&2; exit 1; }; \
-	[ -x "$(CHROMIUM)" ] || { echo "error: chromium installed, but $(CHROMIUM) is missing" >&2; exit 1; }
+	$$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq $(4) $(2) >/dev/null \
+	  || { echo "error: apt-get could not install $(2) (needed by $(3))" >&2; exit 1; }; \
+	$(1) || { echo "error: $(2) installed, but the check '$(1)' fails" >&2; exit 1; }
+endef
 
-# Debian's openssh-server for tests/remote (sshd on 127.0.0.2, started and stopped by the tests):
-# installed with apt-get when missing, as root (CI) or through `sudo -n`.
+# Debian's chromium for tests/browser.
+browser-deps:
+	$(call apt_install,[ -x "$(CHROMIUM)" ],chromium,tests/browser,,(or set FASTKERNEL_CHROMIUM to a chromium binary; or run pytest -m 'not browser').)
+
+# Debian's openssh-server for tests/remote (sshd on 127.0.0.2, started and stopped by the tests).
 SSHD := /usr/sbin/sshd
 remote-deps:
-	@if [ -x "$(SSHD)" ] && command -v ssh-keygen >/dev/null; then exit 0; fi; \
-	if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else \
-	  echo "error: the remote kernel tests (tests/remote) need Debian's openssh-server ($(SSHD))," >&2; \
-	  echo "  and this user cannot install it. As root: apt-get install openssh-server" >&2; \
-	  exit 1; fi; \
-	echo "Installing Debian's openssh-server for tests/remote (apt-get)"; \
-	export DEBIAN_FRONTEND=noninteractive; \
-	$$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq && \
-	$$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends openssh-server openssh-client >/dev/null \
-	  || { echo "error: apt-get could not install openssh-server (needed by tests/remote)" >&2; exit 1; }; \
-	[ -x "$(SSHD)" ] || { echo "error: openssh-server installed, but $(SSHD) is missing" >&2; exit 1; }
+	$(call apt_install,[ -x "$(SSHD)" ] && command -v ssh-keygen >/dev/null,openssh-server openssh-client,tests/remote,--no-install-recommends)
 
 test: $(TEST_STAMP) lint browser-deps remote-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not stress" tests
