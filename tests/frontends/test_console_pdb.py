@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from tests.frontends.test_console import Console, plain
+from tests.frontends.test_console import Console, plain, simple_console  # noqa: F401  # the fixture
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture
-def console(tmp_path: Path) -> Iterator[Console]:
-    console = Console(tmp_path, "--simple-prompt")
-    try:
-        yield console
-    finally:
-        console.close()
 
 
 def pdb_session(console: Console, answers: list[str], next_prompt: int) -> str:
@@ -33,7 +21,8 @@ def pdb_session(console: Console, answers: list[str], next_prompt: int) -> str:
     return "".join([*printed, plain(console.child.before)])
 
 
-def test_breakpoint_and_debug_magic_in_the_console(console: Console) -> None:
+def test_breakpoint_and_debug_magic_in_the_console(simple_console: Console) -> None:  # noqa: F811
+    console = simple_console
     console.start()
     console.child.sendline("x = 20; breakpoint(); y = x + 1; print('y is', y)")
     printed = pdb_session(console, ["p x * 2", "c"], 2)
